@@ -1,0 +1,199 @@
+//! The incident as it stands: a projection folded from its timeline entries.
+//! [`apply`] holds no rules; it only records what [`crate::decide`] allowed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::Change;
+use crate::{
+    Channel, HoldReason, Impact, Priority, Source, State, Timestamp, Urgency, UserId,
+};
+
+/// How an incident was resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub code: String,
+    pub notes: String,
+    pub resolved_by: UserId,
+    pub resolved_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workaround: Option<String>,
+    pub known_solution: bool,
+    pub automated: bool,
+}
+
+/// The current state of one incident, derived from its timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub number: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub state: State,
+    pub impact: Impact,
+    pub urgency: Urgency,
+    pub priority: Priority,
+    pub service: Option<String>,
+    pub ci: Option<String>,
+    pub category: Option<String>,
+    pub subcategory: Option<String>,
+    pub source: Source,
+    pub channel: Channel,
+    pub location: Option<String>,
+    pub symptoms: Option<String>,
+    pub impacted: Option<String>,
+    pub observed_at: Option<Timestamp>,
+    pub last_known_good_at: Option<Timestamp>,
+    pub auto_fix_tried: Option<bool>,
+    pub auto_fix_note: Option<String>,
+    pub team: Option<String>,
+    /// Exactly one owner at every moment: the type has no "nobody".
+    pub owner: UserId,
+    pub reported_by: UserId,
+    pub collaborators: Vec<UserId>,
+    pub major: bool,
+    pub hold_reason: Option<HoldReason>,
+    pub cause: Option<String>,
+    pub resolution: Option<Resolution>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub accepted_at: Option<Timestamp>,
+    pub diagnosed_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    pub reassignments: u32,
+    pub reopens: u32,
+    /// The sequence number of the last timeline entry.
+    pub version: u64,
+}
+
+/// The incident after one more change. `incident` is `None` only for the
+/// registration. A change that does not fit (a non-registration without an
+/// incident) leaves the input as it was: deciding, not applying, refuses.
+#[must_use]
+pub fn apply(incident: Option<Incident>, id: &str, seq: u64, actor: &UserId, at: Timestamp, change: &Change) -> Option<Incident> {
+    if let Change::Registered(reg) = change {
+        return Some(Incident {
+            id: id.to_string(),
+            number: reg.number,
+            title: reg.title.clone(),
+            description: reg.description.clone(),
+            state: State::New,
+            impact: reg.impact,
+            urgency: reg.urgency,
+            priority: reg.priority,
+            service: reg.service.clone(),
+            ci: reg.ci.clone(),
+            category: reg.category.clone(),
+            subcategory: reg.subcategory.clone(),
+            source: reg.source,
+            channel: reg.channel,
+            location: reg.location.clone(),
+            symptoms: reg.symptoms.clone(),
+            impacted: reg.impacted.clone(),
+            observed_at: reg.observed_at,
+            last_known_good_at: reg.last_known_good_at,
+            auto_fix_tried: reg.auto_fix_tried,
+            auto_fix_note: reg.auto_fix_note.clone(),
+            team: reg.team.clone(),
+            owner: reg.owner.clone(),
+            reported_by: reg.reported_by.clone(),
+            collaborators: Vec::new(),
+            major: reg.major,
+            hold_reason: None,
+            cause: None,
+            resolution: None,
+            created_at: at,
+            updated_at: at,
+            accepted_at: None,
+            diagnosed_at: None,
+            resolved_at: None,
+            closed_at: None,
+            reassignments: 0,
+            reopens: 0,
+            version: seq,
+        });
+    }
+    let mut inc = incident?;
+    inc.version = seq;
+    inc.updated_at = at;
+    match change {
+        Change::Registered(_) => {}
+        Change::Reclassified(patch) => patch.apply_to(&mut inc),
+        Change::Accepted {} => {
+            inc.state = State::Accepted;
+            inc.accepted_at.get_or_insert(at);
+        }
+        Change::PutOnHold { reason, .. } => {
+            inc.state = State::OnHold;
+            inc.hold_reason = Some(*reason);
+        }
+        Change::Resumed { .. } => {
+            inc.state = State::Accepted;
+            inc.hold_reason = None;
+        }
+        Change::Diagnosed { cause, .. } => {
+            if cause.is_some() {
+                inc.cause.clone_from(cause);
+            }
+            inc.diagnosed_at.get_or_insert(at);
+        }
+        Change::Resolved { code, notes, workaround, known_solution, automated } => {
+            inc.state = State::Resolved;
+            inc.hold_reason = None;
+            inc.resolved_at = Some(at);
+            inc.resolution = Some(Resolution {
+                code: code.clone(),
+                notes: notes.clone(),
+                resolved_by: actor.clone(),
+                resolved_at: at,
+                workaround: workaround.clone(),
+                known_solution: *known_solution,
+                automated: *automated,
+            });
+        }
+        Change::Closed { .. } => {
+            inc.state = State::Closed;
+            inc.closed_at = Some(at);
+        }
+        Change::Reopened { .. } => {
+            inc.state = State::Accepted;
+            inc.reopens += 1;
+            inc.resolved_at = None;
+            inc.resolution = None;
+        }
+        Change::Cancelled { .. } => {
+            inc.state = State::Cancelled;
+            inc.hold_reason = None;
+            inc.closed_at = Some(at);
+        }
+        Change::Assigned { team, owner, add_collaborators, .. } => {
+            if let Some(team) = team {
+                inc.team = Some(team.clone());
+            }
+            if let Some(owner) = owner {
+                inc.owner = owner.clone();
+                inc.collaborators.retain(|c| c != owner);
+            }
+            for user in add_collaborators {
+                if *user != inc.owner && !inc.collaborators.contains(user) {
+                    inc.collaborators.push(user.clone());
+                }
+            }
+            if team.is_some() || owner.is_some() {
+                inc.reassignments += 1;
+            }
+        }
+        Change::Commented { .. } => {}
+    }
+    Some(inc)
+}
+
+/// Folds a whole timeline (in sequence order) into the incident it describes.
+#[must_use]
+pub fn fold<'a>(id: &str, entries: impl IntoIterator<Item = (u64, &'a UserId, Timestamp, &'a Change)>) -> Option<Incident> {
+    let mut incident = None;
+    for (seq, actor, at, change) in entries {
+        incident = apply(incident, id, seq, actor, at, change);
+    }
+    incident
+}
