@@ -336,6 +336,7 @@ impl Change {
 fn text(name: &str, value: Option<String>, max: usize) -> Result<Option<String>, DomainError> {
     match value {
         Some(v) if v.chars().count() > max => Err(DomainError::Invalid(format!("{name} is longer than {max} characters"))),
+        Some(v) if v.contains('\0') => Err(DomainError::Invalid(format!("{name} contains a NUL character"))),
         Some(v) => {
             let trimmed = v.trim();
             Ok(if trimmed.is_empty() { None } else { Some(trimmed.to_string()) })
@@ -491,7 +492,7 @@ fn reclassify(incident: &Incident, patch: ClassificationPatch, matrix: &Priority
     }
     let mut patch = ClassificationPatch {
         title: match patch.title {
-            Some(t) => Some(required("title", t, MAX_TITLE)?),
+            Some(title) => Some(required("title", title, MAX_TITLE)?),
             None => None,
         },
         description: patch_text("description", patch.description, MAX_TEXT)?,

@@ -1,1 +1,150 @@
-//! placeholder
+//! keel's HTTP API on axum: incidents, users and tokens under `/api/v1`,
+//! health and readiness, Prometheus metrics and the generated OpenAPI
+//! document. [`router`] builds the whole app from an [`AppState`], so tests
+//! and `keel serve` run exactly the same thing.
+
+pub mod auth;
+mod dto;
+pub mod error;
+mod extract;
+mod incidents;
+mod ops;
+mod users;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use keel_domain::PriorityMatrix;
+use keel_store::{Clock, Store};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use auth::{hash_token, new_token_secret, TOKEN_PREFIX};
+pub use error::ApiError;
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: 1024 * 1024 }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub matrix: Arc<PriorityMatrix>,
+    pub tokens: Arc<auth::TokenCache>,
+    pub metrics: PrometheusHandle,
+    pub openapi: Arc<utoipa::openapi::OpenApi>,
+}
+
+impl AppState {
+    /// State for a store, with the process-wide metrics recorder.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, matrix: PriorityMatrix) -> Self {
+        Self {
+            store,
+            clock,
+            matrix: Arc::new(matrix),
+            tokens: Arc::new(auth::TokenCache::default()),
+            metrics: metrics_handle(),
+            openapi: Arc::new(api_routes().split_for_parts().1),
+        }
+    }
+}
+
+/// The Prometheus recorder is process-wide; install it once.
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "keel", description = "Incident management: the record, its lifecycle and its true timeline."),
+    modifiers(&BearerAuth),
+    tags((name = "incidents"), (name = "users"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(incidents::create, incidents::list))
+        .routes(routes!(incidents::show, incidents::patch))
+        .routes(routes!(incidents::act))
+        .routes(routes!(incidents::comment))
+        .routes(routes!(incidents::timeline))
+        .routes(routes!(incidents::verify))
+        .routes(routes!(users::create, users::list))
+        .routes(routes!(users::show))
+        .routes(routes!(users::me))
+        .routes(routes!(users::create_token))
+}
+
+/// The whole application.
+pub fn router(state: AppState, config: &HttpConfig) -> Router {
+    let (api, _) = api_routes().split_for_parts();
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(ops::healthz))
+        .route("/livez", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::prometheus))
+        .route("/api/openapi.json", get(ops::openapi))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "this route does not take that method") })
+        .layer(axum::middleware::from_fn(ops::measure))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "an internal error occurred; it has been logged").into_response_ext()
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+trait IntoResponseExt {
+    fn into_response_ext(self) -> axum::response::Response;
+}
+
+impl IntoResponseExt for ApiError {
+    fn into_response_ext(self) -> axum::response::Response {
+        axum::response::IntoResponse::into_response(self)
+    }
+}

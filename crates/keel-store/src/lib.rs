@@ -1,1 +1,226 @@
-//! placeholder
+//! Storage for keel: the [`Store`] port and its two adapters, embedded SQLite
+//! (the default, one writer thread with group commit) and PostgreSQL (many
+//! nodes on one database, serialised per incident by row locks).
+//!
+//! Both adapters run the same domain code inside their write transaction (see
+//! [`plan`]): load the incident, let `keel_domain::decide` rule, seal the new
+//! timeline entries onto the chain, store entries and the refreshed
+//! projection together. Nothing here knows HTTP.
+
+mod filter;
+pub mod plan;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keel_domain::{Actor, Claimed, Command, DomainError, Entry, Incident, PriorityMatrix, RegistrationInput, Role, Timestamp, VerifyReport};
+use serde::Serialize;
+
+pub use postgres::PostgresStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+/// Why a storage call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The incident, user or token does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The domain refused the command.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// `If-Match` named another version than the current one.
+    #[error("the incident is at version {current}, not {expected}")]
+    VersionMismatch { expected: u64, current: u64 },
+    /// A uniqueness rule was broken (an e-mail already in use, …).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database cannot be reached or refused to work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or corrupted data.
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+/// The source of the current time for `recorded_at`. Production uses
+/// [`SystemClock`]; tests may pin it.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, in UTC.
+    fn now(&self) -> Timestamp;
+}
+
+/// The machine's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // The one place that reads the wall clock.
+    fn now(&self) -> Timestamp {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        Timestamp::from_micros(micros)
+    }
+}
+
+/// A person who can sign in or hold API tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub time_zone: Option<String>,
+    pub created_at: Timestamp,
+    pub disabled: bool,
+}
+
+/// A user about to be created; `password_hash` is already hashed.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub time_zone: Option<String>,
+    pub password_hash: Option<String>,
+}
+
+/// An API token as stored: only the SHA-256 of the secret is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub created_at: Timestamp,
+}
+
+/// How a caller names an incident: its id or its human number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IncidentRef {
+    Id(String),
+    Number(i64),
+}
+
+impl IncidentRef {
+    /// Reads `42`, `INC-42` (any case) or an id.
+    #[must_use]
+    pub fn parse(text: &str) -> Self {
+        let digits = text.strip_prefix("INC-").or_else(|| text.strip_prefix("inc-")).unwrap_or(text);
+        match digits.parse::<i64>() {
+            Ok(number) => Self::Number(number),
+            Err(_) => Self::Id(text.to_string()),
+        }
+    }
+}
+
+/// Registering an incident.
+#[derive(Clone, Debug)]
+pub struct RegisterRequest {
+    pub id: String,
+    pub input: RegistrationInput,
+    pub actor: Actor,
+    pub claimed: Claimed,
+    pub matrix: Arc<PriorityMatrix>,
+}
+
+/// Applying a command to an existing incident.
+#[derive(Clone, Debug)]
+pub struct ExecuteRequest {
+    pub incident: IncidentRef,
+    pub command: Command,
+    pub actor: Actor,
+    pub claimed: Claimed,
+    /// `If-Match`: the version the caller last saw.
+    pub expected_version: Option<u64>,
+    pub matrix: Arc<PriorityMatrix>,
+}
+
+/// The outcome of a command: the incident after it and the new entries.
+#[derive(Clone, Debug)]
+pub struct Executed {
+    pub incident: Incident,
+    pub entries: Vec<Entry>,
+}
+
+/// Filters of the incident list; all optional, combined with AND.
+#[derive(Clone, Debug, Default)]
+pub struct IncidentFilter {
+    pub states: Vec<String>,
+    pub priorities: Vec<String>,
+    pub service: Option<String>,
+    pub team: Option<String>,
+    pub owner: Option<String>,
+    pub reported_by: Option<String>,
+    pub major: Option<bool>,
+    pub text: Option<String>,
+}
+
+/// One page of a list: newest first, continuing after `after_number`.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub limit: u32,
+    pub after_number: Option<i64>,
+}
+
+/// The result of checking the chain of one incident.
+#[derive(Clone, Debug, Serialize)]
+pub struct IncidentVerification {
+    pub id: String,
+    pub number: i64,
+    #[serde(flatten)]
+    pub report: VerifyReport,
+}
+
+/// The storage port. Every write is atomic: either all of it is stored or
+/// none, and an `Ok` means it is durably committed.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which engine this is (`sqlite` or `postgres`).
+    fn engine(&self) -> &'static str;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// On an empty database only: creates the first admin and its token.
+    /// Returns `false` (and writes nothing) when users already exist; safe
+    /// when several nodes start at once.
+    async fn bootstrap_admin(&self, admin: NewUser, token: ApiToken) -> Result<bool, StoreError>;
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    async fn create_token(&self, token: ApiToken) -> Result<(), StoreError>;
+    /// The token with this hash and its user, if both exist.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, User)>, StoreError>;
+
+    async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError>;
+    /// Applies a command; returns the incident after it and the entries it
+    /// appended (none when the command asked for what already held).
+    async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError>;
+    async fn get_incident(&self, incident: &IncidentRef) -> Result<Option<Incident>, StoreError>;
+    async fn list_incidents(&self, filter: &IncidentFilter, page: Page) -> Result<Vec<Incident>, StoreError>;
+    /// All entries of an incident, by `seq`.
+    async fn timeline(&self, incident: &IncidentRef) -> Result<Vec<Entry>, StoreError>;
+    /// Recomputes one incident's chain.
+    async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError>;
+    /// Recomputes every chain.
+    async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError>;
+}
+
+/// Opens the store a URL names: `sqlite://PATH` or `postgres://…`, and runs
+/// its migrations.
+///
+/// # Errors
+/// When the scheme is unknown or the database cannot be opened or migrated.
+pub async fn open(url: &str, clock: Arc<dyn Clock>, options: SqliteOptions) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(SqliteStore::open(std::path::Path::new(path), clock, options).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url, clock).await?))
+    } else {
+        Err(StoreError::Other(format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…")))
+    }
+}

@@ -1,0 +1,413 @@
+//! The PostgreSQL adapter: any number of keel nodes share one database. Each
+//! command runs in one transaction that locks its incident row (`FOR UPDATE`),
+//! so writers on one incident queue up in the database and the chain stays
+//! linear; the `(incident_id, seq)` primary key backs this up. Numbers come
+//! from a sequence (gaps are possible after a refused registration).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keel_domain::{Entry, Incident, Role, Timestamp, UserId};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use crate::filter::{list_query, Bind};
+use crate::plan::{plan_command, plan_registration, search_text, Planned};
+use crate::{
+    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, NewUser, Page, RegisterRequest,
+    Store, StoreError, User,
+};
+
+/// The schema, embedded in the binary. sqlx's migrator records what ran in
+/// `_sqlx_migrations` and holds an advisory lock while it works.
+fn migrator() -> Migrator {
+    let migrations = [(1, "init", include_str!("../migrations/postgres/0001_init.sql"))]
+        .into_iter()
+        .map(|(version, name, sql)| Migration::new(version, Cow::Borrowed(name), MigrationType::Simple, Cow::Borrowed(sql), false))
+        .collect::<Vec<_>>();
+    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+}
+
+/// A constant key for the advisory lock that serialises bootstrap.
+const BOOTSTRAP_LOCK: i64 = 0x6b65_656c_0001;
+
+/// keel's store on a PostgreSQL database.
+pub struct PostgresStore {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+}
+
+fn map_err(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() || db.is_check_violation() => {
+            StoreError::Conflict(db.message().to_string())
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Other(error.to_string()),
+    }
+}
+
+impl PostgresStore {
+    /// Connects and runs the migrations (under sqlx's advisory lock, so nodes
+    /// starting together do not race).
+    ///
+    /// # Errors
+    /// When the database cannot be reached or migrated.
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        migrator().run(&pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        Ok(Self { pool, clock })
+    }
+
+    /// The pool, for tests and tools that need raw SQL.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn bind_incident<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    incident: &'q IncidentRef,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    match incident {
+        IncidentRef::Id(id) => query.bind(id.as_str()),
+        IncidentRef::Number(n) => query.bind(*n),
+    }
+}
+
+fn incident_clause(incident: &IncidentRef) -> &'static str {
+    match incident {
+        IncidentRef::Id(_) => "id = $1",
+        IncidentRef::Number(_) => "number = $1",
+    }
+}
+
+fn entry_from_row(row: &PgRow) -> Result<Entry, StoreError> {
+    let get_time = |name: &str| -> Result<Option<Timestamp>, StoreError> {
+        Ok(row.try_get::<Option<i64>, _>(name).map_err(map_err)?.map(Timestamp::from_micros))
+    };
+    Ok(Entry {
+        seq: u64::try_from(row.try_get::<i64, _>("seq").map_err(map_err)?).unwrap_or(0),
+        kind: row.try_get("kind").map_err(map_err)?,
+        actor: UserId::new(row.try_get::<String, _>("actor").map_err(map_err)?),
+        recorded_at: Timestamp::from_micros(row.try_get("recorded_at").map_err(map_err)?),
+        occurred_at: get_time("occurred_at")?,
+        started_at: get_time("started_at")?,
+        completed_at: get_time("completed_at")?,
+        data: row.try_get::<Json<serde_json::Value>, _>("data").map_err(map_err)?.0,
+        prev_hash: row.try_get("prev_hash").map_err(map_err)?,
+        hash: row.try_get("hash").map_err(map_err)?,
+    })
+}
+
+fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
+    let role: String = row.try_get("role").map_err(map_err)?;
+    Ok(User {
+        id: row.try_get("id").map_err(map_err)?,
+        name: row.try_get("name").map_err(map_err)?,
+        email: row.try_get("email").map_err(map_err)?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Other(format!("unknown role {role:?} in users")))?,
+        time_zone: row.try_get("time_zone").map_err(map_err)?,
+        created_at: Timestamp::from_micros(row.try_get("created_at").map_err(map_err)?),
+        disabled: row.try_get("disabled").map_err(map_err)?,
+    })
+}
+
+const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
+const ENTRY_COLUMNS: &str = "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
+
+async fn insert_user(tx: &mut Transaction<'_, Postgres>, user: &NewUser, now: Timestamp) -> Result<User, StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, name, email, role, time_zone, password_hash, disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7)",
+    )
+    .bind(&user.id)
+    .bind(&user.name)
+    .bind(&user.email)
+    .bind(user.role.as_str())
+    .bind(&user.time_zone)
+    .bind(&user.password_hash)
+    .bind(now.as_micros())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match map_err(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("a user with e-mail {} already exists", user.email)),
+        other => other,
+    })?;
+    Ok(User {
+        id: user.id.clone(),
+        name: user.name.clone(),
+        email: user.email.clone(),
+        role: user.role,
+        time_zone: user.time_zone.clone(),
+        created_at: now,
+        disabled: false,
+    })
+}
+
+async fn insert_token(tx: &mut Transaction<'_, Postgres>, token: &ApiToken) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&token.id)
+        .bind(&token.user_id)
+        .bind(&token.name)
+        .bind(&token.token_hash)
+        .bind(token.created_at.as_micros())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+async fn store_planned(tx: &mut Transaction<'_, Postgres>, planned: &Planned, is_new: bool) -> Result<(), StoreError> {
+    let inc = &planned.incident;
+    let head_hash = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+    let doc = serde_json::to_value(inc).map_err(|e| StoreError::Other(e.to_string()))?;
+    let sql = if is_new {
+        "INSERT INTO incidents (id, number, state, priority, service, team, owner, reported_by, major, search, created_at, updated_at, version, head_hash, doc)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    } else {
+        "UPDATE incidents SET number = $2, state = $3, priority = $4, service = $5, team = $6, owner = $7, reported_by = $8,
+         major = $9, search = $10, created_at = $11, updated_at = $12, version = $13, head_hash = $14, doc = $15 WHERE id = $1"
+    };
+    let upsert = sqlx::query(sql)
+        .bind(&inc.id)
+        .bind(inc.number)
+        .bind(inc.state.as_str())
+        .bind(inc.priority.as_str())
+        .bind(&inc.service)
+        .bind(&inc.team)
+        .bind(inc.owner.as_str())
+        .bind(inc.reported_by.as_str())
+        .bind(inc.major)
+        .bind(search_text(inc))
+        .bind(inc.created_at.as_micros())
+        .bind(inc.updated_at.as_micros())
+        .bind(i64::try_from(inc.version).unwrap_or(i64::MAX))
+        .bind(&head_hash)
+        .bind(Json(&doc));
+    if is_new {
+        upsert.execute(&mut **tx).await.map_err(map_err)?;
+    }
+    for entry in &planned.entries {
+        sqlx::query(
+            "INSERT INTO timeline_entries (incident_id, seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&inc.id)
+        .bind(i64::try_from(entry.seq).unwrap_or(i64::MAX))
+        .bind(&entry.kind)
+        .bind(entry.actor.as_str())
+        .bind(entry.recorded_at.as_micros())
+        .bind(entry.occurred_at.map(Timestamp::as_micros))
+        .bind(entry.started_at.map(Timestamp::as_micros))
+        .bind(entry.completed_at.map(Timestamp::as_micros))
+        .bind(Json(&entry.data))
+        .bind(&entry.prev_hash)
+        .bind(&entry.hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    if !is_new {
+        sqlx::query(sql)
+            .bind(&inc.id)
+            .bind(inc.number)
+            .bind(inc.state.as_str())
+            .bind(inc.priority.as_str())
+            .bind(&inc.service)
+            .bind(&inc.team)
+            .bind(inc.owner.as_str())
+            .bind(inc.reported_by.as_str())
+            .bind(inc.major)
+            .bind(search_text(inc))
+            .bind(inc.created_at.as_micros())
+            .bind(inc.updated_at.as_micros())
+            .bind(i64::try_from(inc.version).unwrap_or(i64::MAX))
+            .bind(&head_hash)
+            .bind(Json(&doc))
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+async fn read_timeline(pool: &PgPool, incident_id: &str) -> Result<Vec<Entry>, StoreError> {
+    let rows = sqlx::query(&format!("SELECT {ENTRY_COLUMNS} FROM timeline_entries WHERE incident_id = $1 ORDER BY seq"))
+        .bind(incident_id)
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+async fn verify_one(pool: &PgPool, row: &PgRow) -> Result<IncidentVerification, StoreError> {
+    let id: String = row.try_get("id").map_err(map_err)?;
+    let number: i64 = row.try_get("number").map_err(map_err)?;
+    let version: i64 = row.try_get("version").map_err(map_err)?;
+    let head: String = row.try_get("head_hash").map_err(map_err)?;
+    let entries = read_timeline(pool, &id).await?;
+    let report = keel_domain::timeline::verify(&id, &entries, Some((u64::try_from(version).unwrap_or(0), &head)));
+    Ok(IncidentVerification { id, number, report })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn engine(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn bootstrap_admin(&self, admin: NewUser, token: ApiToken) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(BOOTSTRAP_LOCK).execute(&mut *tx).await.map_err(map_err)?;
+        let n_users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await.map_err(map_err)?;
+        if n_users > 0 {
+            return Ok(false);
+        }
+        insert_user(&mut tx, &admin, self.clock.now()).await?;
+        insert_token(&mut tx, &token).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let created = insert_user(&mut tx, &user, self.clock.now()).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(created)
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name, id")).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn create_token(&self, token: ApiToken) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        insert_token(&mut tx, &token).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, User)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.id AS token_id, t.user_id, t.name AS token_name, t.token_hash, t.created_at AS token_created_at,
+                    u.id, u.name, u.email, u.role, u.time_zone, u.created_at, u.disabled
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let token = ApiToken {
+            id: row.try_get("token_id").map_err(map_err)?,
+            user_id: row.try_get("user_id").map_err(map_err)?,
+            name: row.try_get("token_name").map_err(map_err)?,
+            token_hash: row.try_get("token_hash").map_err(map_err)?,
+            created_at: Timestamp::from_micros(row.try_get("token_created_at").map_err(map_err)?),
+        };
+        Ok(Some((token, user_from_row(&row)?)))
+    }
+
+    async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let number: i64 = sqlx::query_scalar("SELECT nextval('incident_number_seq')").fetch_one(&mut *tx).await.map_err(map_err)?;
+        let planned = plan_registration(&request, number, self.clock.now())?;
+        store_planned(&mut tx, &planned, true).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(planned.incident)
+    }
+
+    async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let sql = format!("SELECT doc, head_hash FROM incidents WHERE {} FOR UPDATE", incident_clause(&request.incident));
+        let row = bind_incident(sqlx::query(&sql), &request.incident).fetch_optional(&mut *tx).await.map_err(map_err)?;
+        let row = row.ok_or_else(|| StoreError::NotFound("incident".into()))?;
+        let current: Incident = row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0;
+        let head_hash: String = row.try_get("head_hash").map_err(map_err)?;
+        let planned = plan_command(&request, &current, &head_hash, self.clock.now())?;
+        if planned.entries.is_empty() {
+            return Ok(Executed { incident: current, entries: Vec::new() });
+        }
+        store_planned(&mut tx, &planned, false).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Executed { incident: planned.incident, entries: planned.entries })
+    }
+
+    async fn get_incident(&self, incident: &IncidentRef) -> Result<Option<Incident>, StoreError> {
+        let sql = format!("SELECT doc FROM incidents WHERE {}", incident_clause(incident));
+        let row = bind_incident(sqlx::query(&sql), incident).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.map(|row| Ok(row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0)).transpose()
+    }
+
+    async fn list_incidents(&self, filter: &IncidentFilter, page: Page) -> Result<Vec<Incident>, StoreError> {
+        let (sql, binds) = list_query(filter, page, '$');
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Int(n) => query.bind(n),
+                Bind::Bool(b) => query.bind(b),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(|row| Ok(row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0)).collect()
+    }
+
+    async fn timeline(&self, incident: &IncidentRef) -> Result<Vec<Entry>, StoreError> {
+        let current = self.get_incident(incident).await?.ok_or_else(|| StoreError::NotFound("incident".into()))?;
+        read_timeline(&self.pool, &current.id).await
+    }
+
+    async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError> {
+        let sql = format!("SELECT id, number, version, head_hash FROM incidents WHERE {}", incident_clause(incident));
+        let row = bind_incident(sqlx::query(&sql), incident).fetch_optional(&self.pool).await.map_err(map_err)?;
+        let row = row.ok_or_else(|| StoreError::NotFound("incident".into()))?;
+        verify_one(&self.pool, &row).await
+    }
+
+    async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {
+        let rows = sqlx::query("SELECT id, number, version, head_hash FROM incidents ORDER BY number")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let mut results = Vec::with_capacity(rows.len());
+        for row in &rows {
+            results.push(verify_one(&self.pool, row).await?);
+        }
+        let orphans: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM timeline_entries WHERE incident_id NOT IN (SELECT id FROM incidents)")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+        if orphans > 0 {
+            return Err(StoreError::Other(format!("{orphans} timeline entries belong to no incident")));
+        }
+        Ok(results)
+    }
+}

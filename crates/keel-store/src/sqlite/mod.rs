@@ -1,0 +1,445 @@
+//! The embedded SQLite adapter. One writer thread owns the only write
+//! connection and commits queued writes in groups (each write in its own
+//! savepoint, so one refusal does not undo its neighbours); readers use a
+//! small pool of WAL connections. Callers never see "database is locked":
+//! writes queue instead of contending.
+
+mod rows;
+mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use keel_domain::{Entry, Incident};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::filter::{list_query, Bind};
+use crate::plan::{plan_command, plan_registration, search_text, Planned};
+use crate::{
+    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, NewUser, Page, RegisterRequest,
+    Store, StoreError, User,
+};
+use rows::{entry_from_row, map_err, token_from_row, user_from_row, ENTRY_COLUMNS, USER_COLUMNS};
+use writer::Writer;
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+
+/// Tuning of the SQLite adapter.
+#[derive(Clone, Copy, Debug)]
+pub struct SqliteOptions {
+    /// `synchronous=FULL`: survive power loss, at a cost in write speed. The
+    /// default (`NORMAL` in WAL mode) survives any crash of keel itself.
+    pub synchronous_full: bool,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { synchronous_full: false, max_batch: 256 }
+    }
+}
+
+/// keel's store on one SQLite file.
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Readers>,
+    clock: Arc<dyn Clock>,
+}
+
+struct Readers {
+    path: std::path::PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().map_err(|_| StoreError::Other("reader pool poisoned".into()))?.pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open(&self.path).map_err(map_err)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;").map_err(map_err)?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < 8 {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+fn configure(conn: &Connection, options: SqliteOptions) -> Result<(), StoreError> {
+    let synchronous = if options.synchronous_full { "FULL" } else { "NORMAL" };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+    ))
+    .map_err(map_err)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(map_err)?;
+    for (idx, sql) in MIGRATIONS.iter().enumerate() {
+        let version = idx as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let tx = conn.transaction().map_err(map_err)?;
+        tx.execute_batch(sql).map_err(map_err)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {version}")).map_err(map_err)?;
+        tx.commit().map_err(map_err)?;
+        tracing::info!(version, "applied SQLite migration");
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and migrates it.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or migrated.
+    pub async fn open(path: &Path, clock: Arc<dyn Clock>, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
+        let opened = tokio::task::spawn_blocking(move || -> Result<(Connection, std::path::PathBuf), StoreError> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            let mut conn = Connection::open(&path).map_err(map_err)?;
+            configure(&conn, options)?;
+            migrate(&mut conn)?;
+            Ok((conn, path))
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))??;
+        let (conn, path) = opened;
+        Ok(Self {
+            writer: Writer::start(conn, options.max_batch),
+            readers: Arc::new(Readers { path, idle: Mutex::new(Vec::new()) }),
+            clock,
+        })
+    }
+
+    async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = work(&conn);
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+}
+
+fn incident_where(incident: &IncidentRef) -> (&'static str, Bind) {
+    match incident {
+        IncidentRef::Id(id) => ("id = ?1", Bind::Text(id.clone())),
+        IncidentRef::Number(n) => ("number = ?1", Bind::Int(*n)),
+    }
+}
+
+impl rusqlite::ToSql for Bind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Bind::Text(text) => text.to_sql(),
+            Bind::Int(n) => n.to_sql(),
+            Bind::Bool(b) => b.to_sql(),
+        }
+    }
+}
+
+fn load_incident(conn: &Connection, incident: &IncidentRef) -> Result<Option<(Incident, String)>, StoreError> {
+    let (clause, bind) = incident_where(incident);
+    let row: Option<(String, String)> = conn
+        .prepare_cached(&format!("SELECT doc, head_hash FROM incidents WHERE {clause}"))
+        .map_err(map_err)?
+        .query_row([bind], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .map_err(map_err)?;
+    row.map(|(doc, head)| Ok((parse_doc(&doc)?, head))).transpose()
+}
+
+fn parse_doc(doc: &str) -> Result<Incident, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Other(format!("stored incident does not parse: {e}")))
+}
+
+fn store_planned(conn: &Connection, planned: &Planned, is_new: bool) -> Result<(), StoreError> {
+    let inc = &planned.incident;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO timeline_entries (incident_id, seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(map_err)?;
+    let head_hash = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+    let doc = serde_json::to_string(inc).map_err(|e| StoreError::Other(e.to_string()))?;
+    let incident_params = params![
+        inc.id,
+        inc.number,
+        inc.state.as_str(),
+        inc.priority.as_str(),
+        inc.service,
+        inc.team,
+        inc.owner.as_str(),
+        inc.reported_by.as_str(),
+        inc.major,
+        search_text(inc),
+        inc.created_at.as_micros(),
+        inc.updated_at.as_micros(),
+        inc.version as i64,
+        head_hash,
+        doc,
+    ];
+    if is_new {
+        conn.prepare_cached(
+            "INSERT INTO incidents (id, number, state, priority, service, team, owner, reported_by, major, search, created_at, updated_at, version, head_hash, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )
+        .map_err(map_err)?
+        .execute(incident_params)
+        .map_err(map_err)?;
+    }
+    for entry in &planned.entries {
+        insert
+            .execute(params![
+                inc.id,
+                entry.seq as i64,
+                entry.kind,
+                entry.actor.as_str(),
+                entry.recorded_at.as_micros(),
+                entry.occurred_at.map(keel_domain::Timestamp::as_micros),
+                entry.started_at.map(keel_domain::Timestamp::as_micros),
+                entry.completed_at.map(keel_domain::Timestamp::as_micros),
+                entry.data.to_string(),
+                entry.prev_hash,
+                entry.hash,
+            ])
+            .map_err(map_err)?;
+    }
+    if !is_new {
+        conn.prepare_cached(
+            "UPDATE incidents SET number = ?2, state = ?3, priority = ?4, service = ?5, team = ?6, owner = ?7, reported_by = ?8,
+             major = ?9, search = ?10, created_at = ?11, updated_at = ?12, version = ?13, head_hash = ?14, doc = ?15 WHERE id = ?1",
+        )
+        .map_err(map_err)?
+        .execute(incident_params)
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+fn read_timeline(conn: &Connection, incident_id: &str) -> Result<Vec<Entry>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM timeline_entries WHERE incident_id = ?1 ORDER BY seq"))
+        .map_err(map_err)?;
+    let rows = stmt.query_map([incident_id], entry_from_row).map_err(map_err)?;
+    rows.map(|row| row.map_err(map_err)?).collect()
+}
+
+fn verify_one(conn: &Connection, id: &str, number: i64, version: i64, head_hash: &str) -> Result<IncidentVerification, StoreError> {
+    let entries = read_timeline(conn, id)?;
+    let report = keel_domain::timeline::verify(id, &entries, Some((u64::try_from(version).unwrap_or(0), head_hash)));
+    Ok(IncidentVerification { id: id.to_string(), number, report })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)).await
+    }
+
+    async fn bootstrap_admin(&self, admin: NewUser, token: ApiToken) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        self.writer
+            .write(move |conn| {
+                let n_users: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0)).map_err(map_err)?;
+                if n_users > 0 {
+                    return Ok(false);
+                }
+                insert_user(conn, &admin, now)?;
+                insert_token(conn, &token)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let now = self.clock.now();
+        self.writer.write(move |conn| insert_user(conn, &user, now)).await
+    }
+
+    async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
+                .map_err(map_err)?
+                .query_row([id], user_from_row)
+                .optional()
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name, id")).map_err(map_err)?;
+            let rows = stmt.query_map([], user_from_row).map_err(map_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn create_token(&self, token: ApiToken) -> Result<(), StoreError> {
+        self.writer.write(move |conn| insert_token(conn, &token)).await
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, User)>, StoreError> {
+        let token_hash = token_hash.to_string();
+        self.read(move |conn| {
+            let user_columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+            conn.prepare_cached(&format!(
+                "SELECT t.id, t.user_id, t.name, t.token_hash, t.created_at, {user_columns}
+                 FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1"
+            ))
+            .map_err(map_err)?
+            .query_row([token_hash], token_from_row)
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError> {
+        let clock = Arc::clone(&self.clock);
+        self.writer
+            .write(move |conn| {
+                let number: i64 =
+                    conn.query_row("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents", [], |row| row.get(0)).map_err(map_err)?;
+                let planned = plan_registration(&request, number, clock.now())?;
+                store_planned(conn, &planned, true)?;
+                Ok(planned.incident)
+            })
+            .await
+    }
+
+    async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError> {
+        let clock = Arc::clone(&self.clock);
+        self.writer
+            .write(move |conn| {
+                let (current, head_hash) =
+                    load_incident(conn, &request.incident)?.ok_or_else(|| StoreError::NotFound("incident".into()))?;
+                let planned = plan_command(&request, &current, &head_hash, clock.now())?;
+                if planned.entries.is_empty() {
+                    return Ok(Executed { incident: current, entries: Vec::new() });
+                }
+                store_planned(conn, &planned, false)?;
+                Ok(Executed { incident: planned.incident, entries: planned.entries })
+            })
+            .await
+    }
+
+    async fn get_incident(&self, incident: &IncidentRef) -> Result<Option<Incident>, StoreError> {
+        let incident = incident.clone();
+        self.read(move |conn| Ok(load_incident(conn, &incident)?.map(|(inc, _)| inc))).await
+    }
+
+    async fn list_incidents(&self, filter: &IncidentFilter, page: Page) -> Result<Vec<Incident>, StoreError> {
+        let (sql, binds) = list_query(filter, page, '?');
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(binds.iter()), |row| row.get::<_, String>(0)).map_err(map_err)?;
+            rows.map(|doc| parse_doc(&doc.map_err(map_err)?)).collect()
+        })
+        .await
+    }
+
+    async fn timeline(&self, incident: &IncidentRef) -> Result<Vec<Entry>, StoreError> {
+        let incident = incident.clone();
+        self.read(move |conn| {
+            let (inc, _) = load_incident(conn, &incident)?.ok_or_else(|| StoreError::NotFound("incident".into()))?;
+            read_timeline(conn, &inc.id)
+        })
+        .await
+    }
+
+    async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError> {
+        let incident = incident.clone();
+        self.read(move |conn| {
+            let (clause, bind) = incident_where(&incident);
+            let row: Option<(String, i64, i64, String)> = conn
+                .prepare_cached(&format!("SELECT id, number, version, head_hash FROM incidents WHERE {clause}"))
+                .map_err(map_err)?
+                .query_row([bind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()
+                .map_err(map_err)?;
+            let (id, number, version, head) = row.ok_or_else(|| StoreError::NotFound("incident".into()))?;
+            verify_one(conn, &id, number, version, &head)
+        })
+        .await
+    }
+
+    async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT id, number, version, head_hash FROM incidents ORDER BY number").map_err(map_err)?;
+            let heads = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?)))
+                .map_err(map_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(map_err)?;
+            let mut results = Vec::with_capacity(heads.len());
+            for (id, number, version, head) in heads {
+                results.push(verify_one(conn, &id, number, version, &head)?);
+            }
+            // Entries whose incident row is gone cannot be checked against a head.
+            let orphans: i64 = conn
+                .query_row("SELECT COUNT(*) FROM timeline_entries WHERE incident_id NOT IN (SELECT id FROM incidents)", [], |r| r.get(0))
+                .map_err(map_err)?;
+            if orphans > 0 {
+                return Err(StoreError::Other(format!("{orphans} timeline entries belong to no incident")));
+            }
+            Ok(results)
+        })
+        .await
+    }
+}
+
+fn insert_user(conn: &Connection, user: &NewUser, now: keel_domain::Timestamp) -> Result<User, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO users (id, name, email, role, time_zone, password_hash, disabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+    )
+    .map_err(map_err)?
+    .execute(params![user.id, user.name, user.email, user.role.as_str(), user.time_zone, user.password_hash, now.as_micros()])
+    .map_err(|e| match map_err(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("a user with e-mail {} already exists", user.email)),
+        other => other,
+    })?;
+    Ok(User {
+        id: user.id.clone(),
+        name: user.name.clone(),
+        email: user.email.clone(),
+        role: user.role,
+        time_zone: user.time_zone.clone(),
+        created_at: now,
+        disabled: false,
+    })
+}
+
+fn insert_token(conn: &Connection, token: &ApiToken) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .map_err(map_err)?
+        .execute(params![token.id, token.user_id, token.name, token.token_hash, token.created_at.as_micros()])
+        .map_err(map_err)?;
+    Ok(())
+}

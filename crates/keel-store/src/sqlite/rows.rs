@@ -1,0 +1,78 @@
+//! Row mapping and error translation for the SQLite adapter.
+
+use keel_domain::{Entry, Role, Timestamp, UserId};
+use rusqlite::{ErrorCode, Row};
+
+use crate::{ApiToken, StoreError, User};
+
+pub(super) const ENTRY_COLUMNS: &str = "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
+pub(super) const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
+
+fn bad_column(idx: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, what.to_string().into())
+}
+
+pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Entry, StoreError>> {
+    let data: String = row.get(7)?;
+    let seq: i64 = row.get(0)?;
+    let data = match serde_json::from_str(&data) {
+        Ok(value) => value,
+        Err(e) => return Ok(Err(StoreError::Other(format!("timeline entry {seq} holds data that is not JSON: {e}")))),
+    };
+    Ok(Ok(Entry {
+        seq: u64::try_from(seq).unwrap_or(0),
+        kind: row.get(1)?,
+        actor: UserId::new(row.get::<_, String>(2)?),
+        recorded_at: Timestamp::from_micros(row.get(3)?),
+        occurred_at: row.get::<_, Option<i64>>(4)?.map(Timestamp::from_micros),
+        started_at: row.get::<_, Option<i64>>(5)?.map(Timestamp::from_micros),
+        completed_at: row.get::<_, Option<i64>>(6)?.map(Timestamp::from_micros),
+        data,
+        prev_hash: row.get(8)?,
+        hash: row.get(9)?,
+    }))
+}
+
+/// Reads the user columns starting at `offset`.
+fn user_at(row: &Row<'_>, offset: usize) -> rusqlite::Result<User> {
+    let role: String = row.get(offset + 3)?;
+    Ok(User {
+        id: row.get(offset)?,
+        name: row.get(offset + 1)?,
+        email: row.get(offset + 2)?,
+        role: Role::parse(&role).ok_or_else(|| bad_column(offset + 3, "unknown role"))?,
+        time_zone: row.get(offset + 4)?,
+        created_at: Timestamp::from_micros(row.get(offset + 5)?),
+        disabled: row.get(offset + 6)?,
+    })
+}
+
+pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    user_at(row, 0)
+}
+
+pub(super) fn token_from_row(row: &Row<'_>) -> rusqlite::Result<(ApiToken, User)> {
+    let token = ApiToken {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        name: row.get(2)?,
+        token_hash: row.get(3)?,
+        created_at: Timestamp::from_micros(row.get(4)?),
+    };
+    Ok((token, user_at(row, 5)?))
+}
+
+/// Translates SQLite's errors into the store's.
+pub(super) fn map_err(error: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(failure, message) = &error {
+        let detail = message.clone().unwrap_or_else(|| failure.to_string());
+        return match failure.code {
+            ErrorCode::ConstraintViolation => StoreError::Conflict(detail),
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::DiskFull | ErrorCode::CannotOpen | ErrorCode::ReadOnly => {
+                StoreError::Unavailable(detail)
+            }
+            _ => StoreError::Other(detail),
+        };
+    }
+    StoreError::Other(error.to_string())
+}
