@@ -1,1 +1,68 @@
-fn main() {}
+//! The `keel` binary: `keel serve` runs the server, `keel verify` checks
+//! every timeline offline, `keel bench` measures throughput, and the other
+//! subcommands are a client of a running server (`--server`, `--token`).
+
+mod bench;
+mod client;
+mod config;
+mod serve;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// keel: incident management, from the alert to the review.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run the server (API, metrics, health).
+    Serve(serve::ServeArgs),
+    /// Check every incident's hash chain in the database, offline.
+    Verify(verify::VerifyArgs),
+    /// Measure incident creation and timeline appends through the HTTP API.
+    Bench(bench::BenchArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Work with incidents on a running server.
+    #[command(subcommand)]
+    Incident(client::IncidentCommand),
+    /// Manage users on a running server.
+    #[command(subcommand)]
+    User(client::UserCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Commands::Serve(args) => serve::run(args).await,
+            Commands::Verify(args) => verify::run(args).await,
+            Commands::Bench(args) => bench::run(args).await,
+            Commands::Config(command) => config::run(&command),
+            Commands::Incident(command) => client::incident(command).await,
+            Commands::User(command) => client::user(command).await,
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

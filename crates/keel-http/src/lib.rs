@@ -148,3 +148,9 @@ impl IntoResponseExt for ApiError {
         axum::response::IntoResponse::into_response(self)
     }
 }
+
+/// A new time-ordered identifier (UUID v7).
+#[must_use]
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
