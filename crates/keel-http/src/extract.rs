@@ -48,9 +48,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// # Errors
 /// 400 or 422 with serde's description of where the body went wrong.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|error| match error.classify() {
-        serde_json::error::Category::Data => ApiError::invalid(format!("the body does not fit: {error}")),
-        _ => ApiError::bad_request(format!("the body is not valid JSON: {error}")),
+    serde_json::from_slice(bytes).map_err(|error| {
+        // serde reports a wrong shape before it reaches a syntax error
+        // further on, so on a shape error check the syntax first.
+        let syntax = serde_json::from_slice::<serde_json::Value>(bytes).err();
+        match (error.classify(), syntax) {
+            (serde_json::error::Category::Data, None) => ApiError::invalid(format!("the body does not fit: {error}")),
+            (_, Some(syntax)) => ApiError::bad_request(format!("the body is not valid JSON: {syntax}")),
+            (_, None) => ApiError::bad_request(format!("the body is not valid JSON: {error}")),
+        }
     })
 }
 
