@@ -55,6 +55,17 @@ async fn visible(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Incident>
     incident.filter(|inc| can_view(&auth.actor, inc)).ok_or_else(|| ApiError::not_found("incident"))
 }
 
+/// Names the incident a write acts on. Staff may act on any incident, so
+/// their writes go straight to the store (which answers 404 for an unknown
+/// one); an end user's write first checks that the incident is theirs.
+async fn write_target(state: &AppState, auth: &Auth, id: &str) -> ApiResult<IncidentRef> {
+    if auth.actor.role.is_staff() {
+        Ok(IncidentRef::parse(id))
+    } else {
+        Ok(IncidentRef::Id(visible(state, auth, id).await?.id))
+    }
+}
+
 /// Register an incident.
 #[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = CreateIncident,
     responses((status = 201, body = IncidentView), (status = 400, body = Problem), (status = 422, body = Problem)),
@@ -203,7 +214,7 @@ pub async fn patch(
     if body.team.is_some() || body.owner.is_some() {
         return Err(ApiError::invalid("team and owner change through POST /api/v1/incidents/{id}/actions/assign, which records the reassignment"));
     }
-    let incident = visible(&state, &auth, &id).await?;
+    let target = write_target(&state, &auth, &id).await?;
     let claimed = ClaimedTimes { occurred_at: body.occurred_at, started_at: body.started_at, completed_at: body.completed_at }.parse()?;
     let patch = ClassificationPatch {
         title: body.title,
@@ -226,13 +237,13 @@ pub async fn patch(
         auto_fix_note: body.auto_fix_note,
         major: body.major,
     };
-    run(&state, &auth, &incident, Command::Reclassify(patch), claimed, expected_version).await.map(|(inc, _)| with_etag(StatusCode::OK, &inc))
+    run(&state, &auth, target, Command::Reclassify(patch), claimed, expected_version).await.map(|(inc, _)| with_etag(StatusCode::OK, &inc))
 }
 
 async fn run(
     state: &AppState,
     auth: &Auth,
-    incident: &Incident,
+    incident: IncidentRef,
     command: Command,
     claimed: keel_domain::Claimed,
     expected_version: Option<u64>,
@@ -240,7 +251,7 @@ async fn run(
     let executed = state
         .store
         .execute(ExecuteRequest {
-            incident: IncidentRef::Id(incident.id.clone()),
+            incident,
             command,
             actor: auth.actor.clone(),
             claimed,
@@ -309,11 +320,11 @@ pub async fn act(
     IfMatch(expected_version): IfMatch,
     ApiJson(body): ApiJson<ActionBody>,
 ) -> ApiResult<Response> {
-    let incident = visible(&state, &auth, &id).await?;
+    let target = write_target(&state, &auth, &id).await?;
     let claimed = ClaimedTimes { occurred_at: body.occurred_at.clone(), started_at: body.started_at.clone(), completed_at: body.completed_at.clone() }
         .parse()?;
     let command = command_for(&state, &action, body).await?;
-    let (incident, _) = run(&state, &auth, &incident, command, claimed, expected_version).await?;
+    let (incident, _) = run(&state, &auth, target, command, claimed, expected_version).await?;
     Ok(with_etag(StatusCode::OK, &incident))
 }
 
@@ -328,11 +339,11 @@ pub async fn comment(
     IfMatch(expected_version): IfMatch,
     ApiJson(body): ApiJson<CreateComment>,
 ) -> ApiResult<Response> {
-    let incident = visible(&state, &auth, &id).await?;
+    let target = write_target(&state, &auth, &id).await?;
     let claimed = ClaimedTimes { occurred_at: body.occurred_at, started_at: body.started_at, completed_at: body.completed_at }.parse()?;
     let default_visibility = if auth.actor.role.is_staff() { Visibility::Internal } else { Visibility::Public };
     let visibility = dto::choice("visibility", body.visibility.as_ref(), "internal, public")?.unwrap_or(default_visibility);
-    let (_, entries) = run(&state, &auth, &incident, Command::Comment { body: body.body, visibility }, claimed, expected_version).await?;
+    let (_, entries) = run(&state, &auth, target, Command::Comment { body: body.body, visibility }, claimed, expected_version).await?;
     let entry = entries.last().ok_or_else(|| ApiError::invalid("the comment was empty"))?;
     Ok((StatusCode::CREATED, Json(EntryView::from(entry))).into_response())
 }

@@ -21,7 +21,7 @@ use keel_domain::PriorityMatrix;
 use keel_store::{Clock, Store};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
@@ -135,7 +135,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         }))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::default()))
         .with_state(state)
 }
 
@@ -153,4 +153,26 @@ impl IntoResponseExt for ApiError {
 #[must_use]
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// Request ids: a random per-process prefix and a counter. Unique enough to
+/// follow one request through the logs, without a random draw per request.
+#[derive(Clone)]
+struct SequentialRequestId {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for SequentialRequestId {
+    fn default() -> Self {
+        let prefix: String = new_token_secret().chars().skip(TOKEN_PREFIX.len()).take(8).collect();
+        Self { prefix: Arc::from(prefix), next: Arc::new(std::sync::atomic::AtomicU64::new(1)) }
+    }
+}
+
+impl MakeRequestId for SequentialRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{}-{n}", self.prefix)).ok().map(RequestId::new)
+    }
 }

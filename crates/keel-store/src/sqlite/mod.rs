@@ -1,14 +1,16 @@
 //! The embedded SQLite adapter. One writer thread owns the only write
-//! connection and commits queued writes in groups (each write in its own
-//! savepoint, so one refusal does not undo its neighbours); readers use a
-//! small pool of WAL connections. Callers never see "database is locked":
+//! connection and commits queued writes in groups (a refused write leaves
+//! no trace, so it does not undo its neighbours); readers use a pool of WAL
+//! connections; a checkpoint thread folds the WAL back. Callers never see "database is locked":
 //! writes queue instead of contending.
 
 mod rows;
 mod writer;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use keel_domain::{Entry, Incident};
@@ -46,6 +48,43 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     clock: Arc<dyn Clock>,
+    alive: Arc<AtomicBool>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::Relaxed);
+    }
+}
+
+/// How often the WAL is folded back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the WAL from its own thread and connection. The writer has
+/// automatic checkpoints turned off: a checkpoint syncs the database file,
+/// and doing that on the writer would stall every queued write behind a
+/// disk flush. PASSIVE checkpoints never block the writer or readers.
+fn start_checkpointer(path: std::path::PathBuf, alive: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new().name("keel-sqlite-checkpoint".into()).spawn(move || {
+        let conn = match Connection::open(&path) {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::error!(%error, "cannot open the checkpoint connection; the WAL will grow");
+                return;
+            }
+        };
+        let _ = conn.busy_timeout(Duration::from_secs(5));
+        while alive.load(Ordering::Relaxed) {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(%error, "WAL checkpoint failed; will retry");
+            }
+        }
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "could not start the checkpoint thread; the WAL will grow");
+    }
 }
 
 struct Readers {
@@ -59,13 +98,15 @@ impl Readers {
             return Ok(conn);
         }
         let conn = Connection::open(&self.path).map_err(map_err)?;
-        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;").map_err(map_err)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA cache_size = -16384;").map_err(map_err)?;
         Ok(conn)
     }
 
     fn give_back(&self, conn: Connection) {
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < 8 {
+            // Keep enough idle connections for the blocking pool's usual
+            // concurrency: opening one parses the schema again.
+            if idle.len() < 64 {
                 idle.push(conn);
             }
         }
@@ -75,7 +116,8 @@ impl Readers {
 fn configure(conn: &Connection, options: SqliteOptions) -> Result<(), StoreError> {
     let synchronous = if options.synchronous_full { "FULL" } else { "NORMAL" };
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -4096; PRAGMA temp_store = MEMORY;"
     ))
     .map_err(map_err)
 }
@@ -115,10 +157,14 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Other(e.to_string()))??;
         let (conn, path) = opened;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(map_err)?;
+        let alive = Arc::new(AtomicBool::new(true));
+        start_checkpointer(path.clone(), Arc::clone(&alive));
         Ok(Self {
             writer: Writer::start(conn, options.max_batch),
             readers: Arc::new(Readers { path, idle: Mutex::new(Vec::new()) }),
             clock,
+            alive,
         })
     }
 
@@ -171,7 +217,12 @@ fn parse_doc(doc: &str) -> Result<Incident, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Other(format!("stored incident does not parse: {e}")))
 }
 
-fn store_planned(conn: &Connection, planned: &Planned, is_new: bool) -> Result<(), StoreError> {
+/// Writes planned entries and the new projection. `previous` is the stored
+/// projection (`None` for a registration). SQLite rewrites every index a
+/// SET clause names, whatever the values, so when no indexed column changed
+/// only the unindexed ones are written.
+fn store_planned(conn: &Connection, planned: &Planned, previous: Option<&Incident>) -> Result<(), StoreError> {
+    let is_new = previous.is_none();
     let inc = &planned.incident;
     let mut insert = conn
         .prepare_cached(
@@ -224,7 +275,20 @@ fn store_planned(conn: &Connection, planned: &Planned, is_new: bool) -> Result<(
             ])
             .map_err(map_err)?;
     }
-    if !is_new {
+    let same_indexed = previous.is_some_and(|prev| {
+        prev.state == inc.state
+            && prev.priority == inc.priority
+            && prev.service == inc.service
+            && prev.team == inc.team
+            && prev.owner == inc.owner
+            && prev.major == inc.major
+    });
+    if same_indexed {
+        conn.prepare_cached("UPDATE incidents SET search = ?2, updated_at = ?3, version = ?4, head_hash = ?5, doc = ?6 WHERE id = ?1")
+            .map_err(map_err)?
+            .execute(params![inc.id, search_text(inc), inc.updated_at.as_micros(), inc.version as i64, head_hash, doc])
+            .map_err(map_err)?;
+    } else if !is_new {
         conn.prepare_cached(
             "UPDATE incidents SET number = ?2, state = ?3, priority = ?4, service = ?5, team = ?6, owner = ?7, reported_by = ?8,
              major = ?9, search = ?10, created_at = ?11, updated_at = ?12, version = ?13, head_hash = ?14, doc = ?15 WHERE id = ?1",
@@ -263,7 +327,8 @@ impl Store for SqliteStore {
     async fn bootstrap_admin(&self, admin: NewUser, token: ApiToken) -> Result<bool, StoreError> {
         let now = self.clock.now();
         self.writer
-            .write(move |conn| {
+            .write(move |session| {
+                let conn = session.conn;
                 let n_users: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0)).map_err(map_err)?;
                 if n_users > 0 {
                     return Ok(false);
@@ -277,7 +342,7 @@ impl Store for SqliteStore {
 
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
         let now = self.clock.now();
-        self.writer.write(move |conn| insert_user(conn, &user, now)).await
+        self.writer.write(move |session| insert_user(session.conn, &user, now)).await
     }
 
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
@@ -302,7 +367,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_token(&self, token: ApiToken) -> Result<(), StoreError> {
-        self.writer.write(move |conn| insert_token(conn, &token)).await
+        self.writer.write(move |session| insert_token(session.conn, &token)).await
     }
 
     async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, User)>, StoreError> {
@@ -324,11 +389,17 @@ impl Store for SqliteStore {
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError> {
         let clock = Arc::clone(&self.clock);
         self.writer
-            .write(move |conn| {
-                let number: i64 =
-                    conn.query_row("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents", [], |row| row.get(0)).map_err(map_err)?;
+            .write(move |session| {
+                let conn = session.conn;
+                let number: i64 = conn
+                    .prepare_cached("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents")
+                    .map_err(map_err)?
+                    .query_row([], |row| row.get(0))
+                    .map_err(map_err)?;
                 let planned = plan_registration(&request, number, clock.now())?;
-                store_planned(conn, &planned, true)?;
+                store_planned(conn, &planned, None)?;
+                let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+                session.cache.put(planned.incident.clone(), head);
                 Ok(planned.incident)
             })
             .await
@@ -337,14 +408,21 @@ impl Store for SqliteStore {
     async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError> {
         let clock = Arc::clone(&self.clock);
         self.writer
-            .write(move |conn| {
-                let (current, head_hash) =
-                    load_incident(conn, &request.incident)?.ok_or_else(|| StoreError::NotFound("incident".into()))?;
+            .write(move |session| {
+                let conn = session.conn;
+                let loaded = match session.cache.take(&request.incident) {
+                    Some(hit) => Some(hit),
+                    None => load_incident(conn, &request.incident)?,
+                };
+                let (current, head_hash) = loaded.ok_or_else(|| StoreError::NotFound("incident".into()))?;
                 let planned = plan_command(&request, &current, &head_hash, clock.now())?;
                 if planned.entries.is_empty() {
+                    session.cache.put(current.clone(), head_hash);
                     return Ok(Executed { incident: current, entries: Vec::new() });
                 }
-                store_planned(conn, &planned, false)?;
+                store_planned(conn, &planned, Some(&current))?;
+                let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+                session.cache.put(planned.incident.clone(), head);
                 Ok(Executed { incident: planned.incident, entries: planned.entries })
             })
             .await
