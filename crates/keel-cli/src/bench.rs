@@ -7,23 +7,23 @@
 //! the same run, because absolute numbers on shared machines are noisy.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use clap::Args;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
-use clap::Args;
 use keel_domain::Role;
 use keel_http::{hash_token, new_id, new_token_secret};
 use keel_store::{ApiToken, Clock, NewUser, SystemClock};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
 
-use crate::config::{resolve, StoreArgs};
+use crate::config::{StoreArgs, resolve};
 use crate::serve::{app, open_store};
 
 #[derive(Debug, Args)]
@@ -64,13 +64,21 @@ type Work = Arc<dyn Fn(usize) -> Request<Full<Bytes>> + Send + Sync>;
 /// One keep-alive HTTP/1.1 connection per client, driven by hyper directly:
 /// a lighter load generator than a full client leaves more of the shared
 /// cores to the server under test.
-async fn drive(name: &'static str, address: SocketAddr, concurrency: usize, duration: Duration, work: Work) -> anyhow::Result<Phase> {
+async fn drive(
+    name: &'static str,
+    address: SocketAddr,
+    concurrency: usize,
+    duration: Duration,
+    work: Work,
+) -> anyhow::Result<Phase> {
     let counter = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let stream = tokio::net::TcpStream::connect(address).await.context("connecting to the server under test")?;
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .context("connecting to the server under test")?;
         stream.set_nodelay(true)?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
@@ -107,8 +115,19 @@ async fn drive(name: &'static str, address: SocketAddr, concurrency: usize, dura
     }
     let seconds = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-    Ok(Phase { name, ops: latencies.len(), errors, seconds, p50_ms: pick(0.5), p99_ms: pick(0.99) })
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Ok(Phase {
+        name,
+        ops: latencies.len(),
+        errors,
+        seconds,
+        p50_ms: pick(0.5),
+        p99_ms: pick(0.99),
+    })
 }
 
 fn request(method: Method, path: &str, auth: Option<&str>, body: Option<&Value>) -> Request<Full<Bytes>> {
@@ -123,7 +142,9 @@ fn request(method: Method, path: &str, auth: Option<&str>, body: Option<&Value>)
         }
         None => Bytes::new(),
     };
-    builder.body(Full::new(bytes)).unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+    builder
+        .body(Full::new(bytes))
+        .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -149,7 +170,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .await?;
     let secret = new_token_secret();
     store
-        .create_token(ApiToken { id: new_id(), user_id, name: "bench".into(), token_hash: hash_token(&secret), created_at: clock.now() })
+        .create_token(ApiToken {
+            id: new_id(),
+            user_id,
+            name: "bench".into(),
+            token_hash: hash_token(&secret),
+            created_at: clock.now(),
+        })
         .await?;
     let engine = store.engine();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -161,7 +188,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let auth: Arc<str> = Arc::from(format!("Bearer {secret}"));
     let c = args.concurrency.max(1);
 
-    let baseline = drive("healthz (baseline)", address, c, duration, Arc::new(|_| request(Method::GET, "/healthz", None, None))).await?;
+    let baseline = drive(
+        "healthz (baseline)",
+        address,
+        c,
+        duration,
+        Arc::new(|_| request(Method::GET, "/healthz", None, None)),
+    )
+    .await?;
 
     let create_auth = Arc::clone(&auth);
     let create = drive(
@@ -184,9 +218,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .json()
         .await?;
     let ids: Arc<Vec<String>> = Arc::new(
-        page.get("items").and_then(Value::as_array).into_iter().flatten().filter_map(|i| i.get("id")?.as_str().map(str::to_string)).collect(),
+        page.get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.get("id")?.as_str().map(str::to_string))
+            .collect(),
     );
-    anyhow::ensure!(!ids.is_empty(), "the create phase stored no incident; is the server healthy?");
+    anyhow::ensure!(
+        !ids.is_empty(),
+        "the create phase stored no incident; is the server healthy?"
+    );
     let append_auth = Arc::clone(&auth);
     let append = drive(
         "append timeline entry",
@@ -195,7 +237,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         duration,
         Arc::new(move |n| {
             let path = format!("/api/v1/incidents/{}/comments", ids[n % ids.len()]);
-            request(Method::POST, &path, Some(&append_auth), Some(&json!({"body": format!("bench note {n}")})))
+            request(
+                Method::POST,
+                &path,
+                Some(&append_auth),
+                Some(&json!({"body": format!("bench note {n}")})),
+            )
         }),
     )
     .await?;
@@ -211,10 +258,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                        "ratio_to_baseline": p.rate() / base_rate, "p50_ms": p.p50_ms, "p99_ms": p.p99_ms})
             })
             .collect();
-        println!("{}", json!({"engine": engine, "concurrency": args.concurrency, "seconds_per_phase": args.seconds, "phases": items}));
+        println!(
+            "{}",
+            json!({"engine": engine, "concurrency": args.concurrency, "seconds_per_phase": args.seconds, "phases": items})
+        );
     } else {
-        println!("keel bench: engine {engine}, {} clients, {} s per phase (server and clients share this machine)", args.concurrency, args.seconds);
-        println!("{:<24} {:>10} {:>8} {:>12} {:>10} {:>9} {:>9}", "phase", "ops", "errors", "ops/s", "x baseline", "p50 ms", "p99 ms");
+        println!(
+            "keel bench: engine {engine}, {} clients, {} s per phase (server and clients share this machine)",
+            args.concurrency, args.seconds
+        );
+        println!(
+            "{:<24} {:>10} {:>8} {:>12} {:>10} {:>9} {:>9}",
+            "phase", "ops", "errors", "ops/s", "x baseline", "p50 ms", "p99 ms"
+        );
         for p in &phases {
             println!(
                 "{:<24} {:>10} {:>8} {:>12.0} {:>10.3} {:>9.2} {:>9.2}",

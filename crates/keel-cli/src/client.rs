@@ -4,10 +4,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
-use serde_json::{json, Map, Value};
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde_json::{Map, Value, json};
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone, Args)]
@@ -214,12 +214,24 @@ struct Client {
 impl Client {
     fn new(connection: &Connection) -> anyhow::Result<Self> {
         let Some(token) = connection.token.clone() else {
-            bail!("no API token: pass --token or set KEEL_TOKEN (the first admin's token is in <data-dir>/admin-token)");
+            bail!(
+                "no API token: pass --token or set KEEL_TOKEN (the first admin's token is in <data-dir>/admin-token)"
+            );
         };
-        Ok(Self { http: reqwest::Client::new(), base: connection.server.trim_end_matches('/').to_string(), token })
+        Ok(Self {
+            http: reqwest::Client::new(),
+            base: connection.server.trim_end_matches('/').to_string(),
+            token,
+        })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, if_match: Option<u64>) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        if_match: Option<u64>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
@@ -233,8 +245,15 @@ impl Client {
         let text = response.text().await.context("reading the answer")?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if !status.is_success() {
-            let detail = value.get("detail").and_then(Value::as_str).map_or_else(|| value.to_string(), str::to_string);
-            bail!("{} {}: {detail}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+            let detail = value
+                .get("detail")
+                .and_then(Value::as_str)
+                .map_or_else(|| value.to_string(), str::to_string);
+            bail!(
+                "{} {}: {detail}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            );
         }
         Ok(value)
     }
@@ -247,7 +266,10 @@ fn put(body: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>
 }
 
 fn encode(segment: &str) -> String {
-    segment.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+    segment
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
 }
 
 fn text(value: &Value, key: &str) -> String {
@@ -262,8 +284,26 @@ fn print_incident(incident: &Value) {
     let mut table = Table::new();
     table.load_preset(UTF8_BORDERS_ONLY);
     for key in [
-        "key", "title", "state", "priority", "impact", "urgency", "service", "ci", "category", "team", "owner", "reported_by",
-        "hold_reason", "cause", "created_at", "updated_at", "reassignments", "reopens", "version", "id",
+        "key",
+        "title",
+        "state",
+        "priority",
+        "impact",
+        "urgency",
+        "service",
+        "ci",
+        "category",
+        "team",
+        "owner",
+        "reported_by",
+        "hold_reason",
+        "cause",
+        "created_at",
+        "updated_at",
+        "reassignments",
+        "reopens",
+        "version",
+        "id",
     ] {
         let value = text(incident, key);
         if !value.is_empty() {
@@ -271,7 +311,10 @@ fn print_incident(incident: &Value) {
         }
     }
     if let Some(resolution) = incident.get("resolution").filter(|r| !r.is_null()) {
-        table.add_row(vec!["resolution".to_string(), format!("{}: {}", text(resolution, "code"), text(resolution, "notes"))]);
+        table.add_row(vec![
+            "resolution".to_string(),
+            format!("{}: {}", text(resolution, "code"), text(resolution, "notes")),
+        ]);
     }
     println!("{table}");
 }
@@ -299,10 +342,18 @@ fn print_list(page: &Value) {
 
 fn summary(entry: &Value) -> String {
     let data = entry.get("data").cloned().unwrap_or(Value::Null);
-    let fields = ["title", "reason", "cause", "note", "code", "notes", "body", "team", "owner"];
-    let parts: Vec<String> =
-        fields.iter().filter_map(|k| data.get(*k).and_then(Value::as_str).map(|v| format!("{k}: {v}"))).collect();
-    if parts.is_empty() { data.to_string() } else { parts.join("; ") }
+    let fields = [
+        "title", "reason", "cause", "note", "code", "notes", "body", "team", "owner",
+    ];
+    let parts: Vec<String> = fields
+        .iter()
+        .filter_map(|k| data.get(*k).and_then(Value::as_str).map(|v| format!("{k}: {v}")))
+        .collect();
+    if parts.is_empty() {
+        data.to_string()
+    } else {
+        parts.join("; ")
+    }
 }
 
 fn print_timeline(page: &Value) {
@@ -347,7 +398,9 @@ pub async fn incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
             put(&mut body, "owner", args.owner);
             put(&mut body, "source", args.source);
             put(&mut body, "location", args.location);
-            let created = client.call(Method::POST, "/api/v1/incidents", Some(Value::Object(body)), None).await?;
+            let created = client
+                .call(Method::POST, "/api/v1/incidents", Some(Value::Object(body)), None)
+                .await?;
             show(args.connection.json, &created, print_incident);
         }
         IncidentCommand::List(args) => {
@@ -368,36 +421,70 @@ pub async fn incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             let qs = serde_urlencoded_pairs(&query);
-            let page = client.call(Method::GET, &format!("/api/v1/incidents{qs}"), None, None).await?;
+            let page = client
+                .call(Method::GET, &format!("/api/v1/incidents{qs}"), None, None)
+                .await?;
             show(args.connection.json, &page, print_list);
         }
         IncidentCommand::Show(args) => {
             let client = Client::new(&args.connection)?;
-            let incident = client.call(Method::GET, &format!("/api/v1/incidents/{}", encode(&args.id)), None, None).await?;
+            let incident = client
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/incidents/{}", encode(&args.id)),
+                    None,
+                    None,
+                )
+                .await?;
             show(args.connection.json, &incident, print_incident);
         }
         IncidentCommand::Timeline(args) => {
             let client = Client::new(&args.connection)?;
-            let page = client.call(Method::GET, &format!("/api/v1/incidents/{}/timeline", encode(&args.id)), None, None).await?;
+            let page = client
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/incidents/{}/timeline", encode(&args.id)),
+                    None,
+                    None,
+                )
+                .await?;
             show(args.connection.json, &page, print_timeline);
         }
         IncidentCommand::Verify(args) => {
             let client = Client::new(&args.connection)?;
-            let report = client.call(Method::GET, &format!("/api/v1/incidents/{}/verify", encode(&args.id)), None, None).await?;
+            let report = client
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/incidents/{}/verify", encode(&args.id)),
+                    None,
+                    None,
+                )
+                .await?;
             let ok = report.get("ok").and_then(Value::as_bool) == Some(true);
             if args.connection.json {
                 println!("{report}");
             } else if ok {
                 println!("ok: {} entries verify", text(&report, "entries"));
             } else {
-                println!("BROKEN at entry {}: {}", text(&report, "first_bad_seq"), text(&report, "problem"));
+                println!(
+                    "BROKEN at entry {}: {}",
+                    text(&report, "first_bad_seq"),
+                    text(&report, "problem")
+                );
             }
             return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
         }
         IncidentCommand::Comment(args) => {
             let client = Client::new(&args.connection)?;
             let body = json!({ "body": args.body, "visibility": if args.public { "public" } else { "internal" } });
-            let entry = client.call(Method::POST, &format!("/api/v1/incidents/{}/comments", encode(&args.id)), Some(body), None).await?;
+            let entry = client
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{}/comments", encode(&args.id)),
+                    Some(body),
+                    None,
+                )
+                .await?;
             if args.connection.json {
                 println!("{entry}");
             } else {
@@ -428,7 +515,13 @@ fn serde_urlencoded_pairs(pairs: &[(&str, String)]) -> String {
 fn percent(value: &str) -> String {
     value
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~,".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~,".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -445,7 +538,9 @@ async fn action(name: &str, args: ActionArgs) -> anyhow::Result<()> {
     put(&mut body, "owner", args.owner);
     put(&mut body, "occurred_at", args.occurred_at);
     let path = format!("/api/v1/incidents/{}/actions/{name}", encode(&args.id));
-    let incident = client.call(reqwest::Method::POST, &path, Some(Value::Object(body)), args.if_match).await?;
+    let incident = client
+        .call(reqwest::Method::POST, &path, Some(Value::Object(body)), args.if_match)
+        .await?;
     show(args.connection.json, &incident, print_incident);
     Ok(())
 }
@@ -456,12 +551,22 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
         UserCommand::Create(args) => {
             let client = Client::new(&args.connection)?;
             let user = client
-                .call(Method::POST, "/api/v1/users", Some(json!({"name": args.name, "email": args.email, "role": args.role})), None)
+                .call(
+                    Method::POST,
+                    "/api/v1/users",
+                    Some(json!({"name": args.name, "email": args.email, "role": args.role})),
+                    None,
+                )
                 .await?;
             if args.connection.json {
                 println!("{user}");
             } else {
-                println!("created user {} ({}) with id {}", text(&user, "name"), text(&user, "role"), text(&user, "id"));
+                println!(
+                    "created user {} ({}) with id {}",
+                    text(&user, "name"),
+                    text(&user, "role"),
+                    text(&user, "id")
+                );
             }
         }
         UserCommand::List(args) => {
@@ -481,8 +586,14 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
         }
         UserCommand::Token(args) => {
             let client = Client::new(&args.connection)?;
-            let token =
-                client.call(Method::POST, &format!("/api/v1/users/{}/tokens", encode(&args.user)), Some(json!({"name": args.name})), None).await?;
+            let token = client
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/users/{}/tokens", encode(&args.user)),
+                    Some(json!({"name": args.name})),
+                    None,
+                )
+                .await?;
             if args.connection.json {
                 println!("{token}");
             } else {

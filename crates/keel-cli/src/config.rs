@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use keel_domain::PriorityMatrix;
 use serde::Deserialize;
@@ -71,8 +71,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./keel-data";
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
-    let Some(path) = path else { return Ok(FileConfig::default()) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the configuration file {}", path.display()))?;
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the configuration file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing the configuration file {}", path.display()))
 }
 
@@ -82,7 +85,11 @@ fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
 /// When the file cannot be read or a value is invalid.
 pub fn resolve(store: &StoreArgs, listen: Option<String>, log_format: Option<String>) -> anyhow::Result<Settings> {
     let file = read_file(store.config.as_deref())?;
-    let data_dir = store.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let data_dir = store
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let database_url = store
         .database_url
         .clone()
@@ -109,7 +116,10 @@ pub fn resolve(store: &StoreArgs, listen: Option<String>, log_format: Option<Str
         data_dir,
         database_url,
         matrix,
-        sqlite: keel_store::SqliteOptions { synchronous_full, ..keel_store::SqliteOptions::default() },
+        sqlite: keel_store::SqliteOptions {
+            synchronous_full,
+            ..keel_store::SqliteOptions::default()
+        },
         max_body_bytes,
         listen: listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
         log_format,
@@ -157,7 +167,10 @@ mod tests {
     fn the_example_configuration_parses_and_matches_the_defaults() {
         let file: FileConfig = toml::from_str(EXAMPLE).expect("example parses");
         let rows = file.priority.matrix.expect("example has a matrix");
-        assert_eq!(PriorityMatrix::from_rows(&rows).expect("valid"), PriorityMatrix::default());
+        assert_eq!(
+            PriorityMatrix::from_rows(&rows).expect("valid"),
+            PriorityMatrix::default()
+        );
     }
 
     #[test]
@@ -165,7 +178,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("keel.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\n").expect("write");
-        let args = StoreArgs { data_dir: None, database_url: None, config: Some(path) };
+        let args = StoreArgs {
+            data_dir: None,
+            database_url: None,
+            config: Some(path),
+        };
         let from_file = resolve(&args, None, None).expect("resolves");
         assert_eq!(from_file.listen, "127.0.0.1:9000");
         assert_eq!(from_file.database_url, "sqlite:///tmp/from-file/keel.db");

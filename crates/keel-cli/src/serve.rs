@@ -9,11 +9,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use keel_domain::Role;
-use keel_http::{hash_token, new_token_secret, AppState, HttpConfig};
+use keel_http::{AppState, HttpConfig, hash_token, new_token_secret};
 use keel_store::{ApiToken, Clock, NewUser, Store, SystemClock};
 use tokio::net::TcpListener;
 
-use crate::config::{resolve, Settings, StoreArgs};
+use crate::config::{Settings, StoreArgs, resolve};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -31,9 +31,16 @@ pub struct ServeArgs {
 }
 
 fn init_logs(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format == "json" { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Opens the store the settings name.
@@ -61,7 +68,9 @@ pub fn redact(url: &str) -> String {
 /// `KEEL_BOOTSTRAP_TOKEN`, or a new one that is printed once and written to
 /// `<data-dir>/admin-token` (mode 0600).
 pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock, data_dir: &Path) -> anyhow::Result<()> {
-    let given = std::env::var("KEEL_BOOTSTRAP_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    let given = std::env::var("KEEL_BOOTSTRAP_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     if given.as_ref().is_some_and(|t| t.len() < 16) {
         anyhow::bail!("KEEL_BOOTSTRAP_TOKEN must have at least 16 characters");
     }
@@ -75,8 +84,18 @@ pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock, data_dir: &Path) ->
         time_zone: None,
         password_hash: None,
     };
-    let token = ApiToken { id: uuid_v7(), user_id: admin_id, name: "bootstrap".into(), token_hash: hash_token(&secret), created_at: clock.now() };
-    if !store.bootstrap_admin(admin, token).await.context("creating the first admin")? {
+    let token = ApiToken {
+        id: uuid_v7(),
+        user_id: admin_id,
+        name: "bootstrap".into(),
+        token_hash: hash_token(&secret),
+        created_at: clock.now(),
+    };
+    if !store
+        .bootstrap_admin(admin, token)
+        .await
+        .context("creating the first admin")?
+    {
         return Ok(());
     }
     if given.is_some() {
@@ -86,14 +105,22 @@ pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock, data_dir: &Path) ->
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let path = data_dir.join("admin-token");
     write_secret(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
-    println!("Created the first admin. Its API token (shown once, also in {}):\n{secret}", path.display());
+    println!(
+        "Created the first admin. Its API token (shown once, also in {}):\n{secret}",
+        path.display()
+    );
     Ok(())
 }
 
 fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     writeln!(file, "{secret}")
 }
 
@@ -104,7 +131,12 @@ fn uuid_v7() -> String {
 /// Builds the app for settings and an opened store.
 pub fn app(settings: &Settings, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> axum::Router {
     let state = AppState::new(store, clock, settings.matrix.clone());
-    keel_http::router(state, &HttpConfig { max_body_bytes: settings.max_body_bytes })
+    keel_http::router(
+        state,
+        &HttpConfig {
+            max_body_bytes: settings.max_body_bytes,
+        },
+    )
 }
 
 async fn shutdown_signal() {
@@ -135,11 +167,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&settings, Arc::clone(&clock)).await?;
     bootstrap(store.as_ref(), clock.as_ref(), &settings.data_dir).await?;
-    let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, engine = store.engine(), database = %redact(&settings.database_url), "keel is serving");
     let app = app(&settings, store, clock);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -150,7 +187,10 @@ mod tests {
 
     #[test]
     fn database_passwords_are_hidden_in_messages() {
-        assert_eq!(redact("postgres://keel:s3cret@db:5432/keel"), "postgres://keel:***@db:5432/keel");
+        assert_eq!(
+            redact("postgres://keel:s3cret@db:5432/keel"),
+            "postgres://keel:***@db:5432/keel"
+        );
         assert_eq!(redact("sqlite://./keel-data/keel.db"), "sqlite://./keel-data/keel.db");
     }
 }

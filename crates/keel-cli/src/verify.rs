@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use keel_store::{Clock, SystemClock};
 
-use crate::config::{resolve, StoreArgs};
+use crate::config::{StoreArgs, resolve};
 use crate::serve::open_store;
 
 #[derive(Debug, Args)]
@@ -28,22 +28,39 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let bad: Vec<_> = results.iter().filter(|r| !r.report.ok).collect();
     let n_entries: u64 = results.iter().map(|r| r.report.entries).sum();
     if args.json {
-        println!("{}", serde_json::json!({ "ok": bad.is_empty(), "incidents": results.len(), "entries": n_entries, "broken": bad }));
+        println!(
+            "{}",
+            serde_json::json!({ "ok": bad.is_empty(), "incidents": results.len(), "entries": n_entries, "broken": bad })
+        );
     } else {
         for result in &bad {
             println!(
                 "INC-{} ({}): first bad entry {}: {}",
                 result.number,
                 result.id,
-                result.report.first_bad_seq.map_or_else(|| "?".into(), |s| s.to_string()),
+                result
+                    .report
+                    .first_bad_seq
+                    .map_or_else(|| "?".into(), |s| s.to_string()),
                 result.report.problem.as_deref().unwrap_or("chain broken")
             );
         }
         if bad.is_empty() {
-            println!("ok: {} incidents, {n_entries} timeline entries, every chain verifies", results.len());
+            println!(
+                "ok: {} incidents, {n_entries} timeline entries, every chain verifies",
+                results.len()
+            );
         } else {
-            println!("FAILED: {} of {} incidents have a broken timeline", bad.len(), results.len());
+            println!(
+                "FAILED: {} of {} incidents have a broken timeline",
+                bad.len(),
+                results.len()
+            );
         }
     }
-    Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -73,6 +73,5 @@ pub fn can_view_entry(actor: &Actor, entry: &Entry) -> bool {
     if actor.role.is_staff() {
         return true;
     }
-    !(entry.kind == "commented"
-        && entry.data.get("visibility").and_then(serde_json::Value::as_str) != Some("public"))
+    !(entry.kind == "commented" && entry.data.get("visibility").and_then(serde_json::Value::as_str) != Some("public"))
 }

@@ -4,9 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::Change;
-use crate::{
-    Channel, HoldReason, Impact, Priority, Source, State, Timestamp, Urgency, UserId,
-};
+use crate::{Channel, HoldReason, Impact, Priority, Source, State, Timestamp, Urgency, UserId};
 
 /// How an incident was resolved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +68,14 @@ pub struct Incident {
 /// registration. A change that does not fit (a non-registration without an
 /// incident) leaves the input as it was: deciding, not applying, refuses.
 #[must_use]
-pub fn apply(incident: Option<Incident>, id: &str, seq: u64, actor: &UserId, at: Timestamp, change: &Change) -> Option<Incident> {
+pub fn apply(
+    incident: Option<Incident>,
+    id: &str,
+    seq: u64,
+    actor: &UserId,
+    at: Timestamp,
+    change: &Change,
+) -> Option<Incident> {
     if let Change::Registered(reg) = change {
         return Some(Incident {
             id: id.to_string(),
@@ -137,7 +142,13 @@ pub fn apply(incident: Option<Incident>, id: &str, seq: u64, actor: &UserId, at:
             }
             inc.diagnosed_at.get_or_insert(at);
         }
-        Change::Resolved { code, notes, workaround, known_solution, automated } => {
+        Change::Resolved {
+            code,
+            notes,
+            workaround,
+            known_solution,
+            automated,
+        } => {
             inc.state = State::Resolved;
             inc.hold_reason = None;
             inc.resolved_at = Some(at);
@@ -166,7 +177,12 @@ pub fn apply(incident: Option<Incident>, id: &str, seq: u64, actor: &UserId, at:
             inc.hold_reason = None;
             inc.closed_at = Some(at);
         }
-        Change::Assigned { team, owner, add_collaborators, .. } => {
+        Change::Assigned {
+            team,
+            owner,
+            add_collaborators,
+            ..
+        } => {
             if let Some(team) = team {
                 inc.team = Some(team.clone());
             }
@@ -190,7 +206,10 @@ pub fn apply(incident: Option<Incident>, id: &str, seq: u64, actor: &UserId, at:
 
 /// Folds a whole timeline (in sequence order) into the incident it describes.
 #[must_use]
-pub fn fold<'a>(id: &str, entries: impl IntoIterator<Item = (u64, &'a UserId, Timestamp, &'a Change)>) -> Option<Incident> {
+pub fn fold<'a>(
+    id: &str,
+    entries: impl IntoIterator<Item = (u64, &'a UserId, Timestamp, &'a Change)>,
+) -> Option<Incident> {
     let mut incident = None;
     for (seq, actor, at, change) in entries {
         incident = apply(incident, id, seq, actor, at, change);

@@ -16,14 +16,17 @@ mod error;
 mod incident;
 mod lifecycle;
 mod priority;
-pub mod timeline;
 mod time;
+pub mod timeline;
 mod values;
 
-pub use access::{can_view, can_view_entry, Actor, Role};
+pub use access::{Actor, Role, can_view, can_view_entry};
 pub use error::DomainError;
-pub use incident::{apply, fold, Incident, Resolution};
-pub use lifecycle::{decide, register, Change, ClassificationPatch, Command, Registration, RegistrationInput, MAX_SHORT, MAX_TEXT, MAX_TITLE};
+pub use incident::{Incident, Resolution, apply, fold};
+pub use lifecycle::{
+    Change, ClassificationPatch, Command, MAX_SHORT, MAX_TEXT, MAX_TITLE, Registration, RegistrationInput, decide,
+    register,
+};
 pub use priority::{Priority, PriorityMatrix};
 pub use time::Timestamp;
 pub use timeline::{Claimed, Entry, VerifyReport};

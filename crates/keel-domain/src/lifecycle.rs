@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    Actor, Channel, DomainError, HoldReason, Impact, Incident, Priority, PriorityMatrix, Role, Source, State, Timestamp,
-    Urgency, UserId, Visibility,
+    Actor, Channel, DomainError, HoldReason, Impact, Incident, Priority, PriorityMatrix, Role, Source, State,
+    Timestamp, Urgency, UserId, Visibility,
 };
 
 /// Longest title, in characters.
@@ -190,7 +190,16 @@ impl ClassificationPatch {
         macro_rules! drop_same_text {
             ($($f:ident),*) => { $( if same_text(inc.$f.as_ref(), &self.$f) { self.$f = None; } )* };
         }
-        drop_same_text!(service, ci, category, subcategory, location, symptoms, impacted, auto_fix_note);
+        drop_same_text!(
+            service,
+            ci,
+            category,
+            subcategory,
+            location,
+            symptoms,
+            impacted,
+            auto_fix_note
+        );
         if self.source == Some(inc.source) {
             self.source = None;
         }
@@ -220,17 +229,44 @@ impl ClassificationPatch {
 /// A request to change an existing incident.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Reclassify(ClassificationPatch),
+    Reclassify(Box<ClassificationPatch>),
     Accept,
-    Hold { reason: HoldReason, note: Option<String> },
-    Resume { note: Option<String> },
-    Diagnose { cause: Option<String>, note: Option<String> },
-    Resolve { code: String, notes: String, workaround: Option<String>, known_solution: bool, automated: bool },
-    Close { note: Option<String> },
-    Reopen { reason: String },
-    Cancel { reason: String },
-    Assign { team: Option<String>, owner: Option<UserId>, add_collaborators: Vec<UserId> },
-    Comment { body: String, visibility: Visibility },
+    Hold {
+        reason: HoldReason,
+        note: Option<String>,
+    },
+    Resume {
+        note: Option<String>,
+    },
+    Diagnose {
+        cause: Option<String>,
+        note: Option<String>,
+    },
+    Resolve {
+        code: String,
+        notes: String,
+        workaround: Option<String>,
+        known_solution: bool,
+        automated: bool,
+    },
+    Close {
+        note: Option<String>,
+    },
+    Reopen {
+        reason: String,
+    },
+    Cancel {
+        reason: String,
+    },
+    Assign {
+        team: Option<String>,
+        owner: Option<UserId>,
+        add_collaborators: Vec<UserId>,
+    },
+    Comment {
+        body: String,
+        visibility: Visibility,
+    },
 }
 
 impl Command {
@@ -319,8 +355,15 @@ impl Change {
     #[must_use]
     pub fn to_parts(&self) -> (String, Value) {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
-        let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-        let data = value.get_mut("data").map(Value::take).unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        let kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let data = value
+            .get_mut("data")
+            .map(Value::take)
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
         (kind, data)
     }
 
@@ -335,11 +378,17 @@ impl Change {
 
 fn text(name: &str, value: Option<String>, max: usize) -> Result<Option<String>, DomainError> {
     match value {
-        Some(v) if v.chars().count() > max => Err(DomainError::Invalid(format!("{name} is longer than {max} characters"))),
+        Some(v) if v.chars().count() > max => {
+            Err(DomainError::Invalid(format!("{name} is longer than {max} characters")))
+        }
         Some(v) if v.contains('\0') => Err(DomainError::Invalid(format!("{name} contains a NUL character"))),
         Some(v) => {
             let trimmed = v.trim();
-            Ok(if trimmed.is_empty() { None } else { Some(trimmed.to_string()) })
+            Ok(if trimmed.is_empty() {
+                None
+            } else {
+                Some(trimmed.to_string())
+            })
         }
         None => Ok(None),
     }
@@ -363,9 +412,16 @@ fn patch_text(name: &str, value: Option<String>, max: usize) -> Result<Option<St
 /// [`DomainError::Invalid`] for a missing title or over-long text;
 /// [`DomainError::Forbidden`] when an end user tries to set owner, team or
 /// the major flag.
-pub fn register(input: RegistrationInput, number: i64, actor: &Actor, matrix: &PriorityMatrix) -> Result<Change, DomainError> {
+pub fn register(
+    input: RegistrationInput,
+    number: i64,
+    actor: &Actor,
+    matrix: &PriorityMatrix,
+) -> Result<Change, DomainError> {
     if !actor.role.is_staff() && (input.owner.is_some() || input.team.is_some() || input.major) {
-        return Err(DomainError::Forbidden("end users cannot set owner, team or major when reporting".into()));
+        return Err(DomainError::Forbidden(
+            "end users cannot set owner, team or major when reporting".into(),
+        ));
     }
     let impact = input.impact.unwrap_or(Impact::DEFAULT);
     let urgency = input.urgency.unwrap_or(Urgency::DEFAULT);
@@ -381,7 +437,11 @@ pub fn register(input: RegistrationInput, number: i64, actor: &Actor, matrix: &P
         category: text("category", input.category, MAX_SHORT)?,
         subcategory: text("subcategory", input.subcategory, MAX_SHORT)?,
         source: input.source.unwrap_or(Source::User),
-        channel: input.channel.unwrap_or(if actor.role == Role::EndUser { Channel::Portal } else { Channel::Api }),
+        channel: input.channel.unwrap_or(if actor.role == Role::EndUser {
+            Channel::Portal
+        } else {
+            Channel::Api
+        }),
         location: text("location", input.location, MAX_SHORT)?,
         symptoms: text("symptoms", input.symptoms, MAX_TEXT)?,
         impacted: text("impacted", input.impacted, MAX_TEXT)?,
@@ -403,22 +463,32 @@ pub fn register(input: RegistrationInput, number: i64, actor: &Actor, matrix: &P
 /// [`DomainError::IllegalTransition`] when the state does not allow the
 /// command, [`DomainError::Forbidden`] when the actor may not, and
 /// [`DomainError::Invalid`] for bad input.
-pub fn decide(incident: &Incident, command: Command, actor: &Actor, matrix: &PriorityMatrix) -> Result<Vec<Change>, DomainError> {
+pub fn decide(
+    incident: &Incident,
+    command: Command,
+    actor: &Actor,
+    matrix: &PriorityMatrix,
+) -> Result<Vec<Change>, DomainError> {
     check_permission(incident, &command, actor)?;
     let state = incident.state;
     let illegal = |action: &'static str| Err(DomainError::IllegalTransition { action, state });
     let change = match command {
-        Command::Reclassify(patch) => return reclassify(incident, patch, matrix),
+        Command::Reclassify(patch) => return reclassify(incident, *patch, matrix),
         Command::Accept => match state {
             State::New => Change::Accepted {},
             _ => return illegal("accept"),
         },
         Command::Hold { reason, note } => match state {
-            State::Accepted => Change::PutOnHold { reason, note: text("note", note, MAX_TEXT)? },
+            State::Accepted => Change::PutOnHold {
+                reason,
+                note: text("note", note, MAX_TEXT)?,
+            },
             _ => return illegal("hold"),
         },
         Command::Resume { note } => match state {
-            State::OnHold => Change::Resumed { note: text("note", note, MAX_TEXT)? },
+            State::OnHold => Change::Resumed {
+                note: text("note", note, MAX_TEXT)?,
+            },
             _ => return illegal("resume"),
         },
         Command::Diagnose { cause, note } => match state {
@@ -432,7 +502,13 @@ pub fn decide(incident: &Incident, command: Command, actor: &Actor, matrix: &Pri
             }
             _ => return illegal("diagnose"),
         },
-        Command::Resolve { code, notes, workaround, known_solution, automated } => match state {
+        Command::Resolve {
+            code,
+            notes,
+            workaround,
+            known_solution,
+            automated,
+        } => match state {
             State::New | State::Accepted | State::OnHold => Change::Resolved {
                 code: required("code", code, MAX_SHORT)?,
                 notes: required("notes", notes, MAX_TEXT)?,
@@ -443,24 +519,37 @@ pub fn decide(incident: &Incident, command: Command, actor: &Actor, matrix: &Pri
             _ => return illegal("resolve"),
         },
         Command::Close { note } => match state {
-            State::Resolved => Change::Closed { note: text("note", note, MAX_TEXT)? },
+            State::Resolved => Change::Closed {
+                note: text("note", note, MAX_TEXT)?,
+            },
             _ => return illegal("close"),
         },
         Command::Reopen { reason } => match state {
-            State::Resolved => Change::Reopened { reason: required("reason", reason, MAX_TEXT)? },
+            State::Resolved => Change::Reopened {
+                reason: required("reason", reason, MAX_TEXT)?,
+            },
             _ => return illegal("reopen"),
         },
         Command::Cancel { reason } => match state {
-            s if s.is_open() => Change::Cancelled { reason: required("reason", reason, MAX_TEXT)? },
+            s if s.is_open() => Change::Cancelled {
+                reason: required("reason", reason, MAX_TEXT)?,
+            },
             _ => return illegal("cancel"),
         },
-        Command::Assign { team, owner, add_collaborators } => {
+        Command::Assign {
+            team,
+            owner,
+            add_collaborators,
+        } => {
             if !state.is_open() {
                 return illegal("assign");
             }
             return Ok(assign(incident, team, owner, add_collaborators)?.into_iter().collect());
         }
-        Command::Comment { body, visibility } => Change::Commented { body: required("body", body, MAX_TEXT)?, visibility },
+        Command::Comment { body, visibility } => Change::Commented {
+            body: required("body", body, MAX_TEXT)?,
+            visibility,
+        },
     };
     Ok(vec![change])
 }
@@ -486,9 +575,16 @@ fn check_permission(incident: &Incident, command: &Command, actor: &Actor) -> Re
     }
 }
 
-fn reclassify(incident: &Incident, patch: ClassificationPatch, matrix: &PriorityMatrix) -> Result<Vec<Change>, DomainError> {
+fn reclassify(
+    incident: &Incident,
+    patch: ClassificationPatch,
+    matrix: &PriorityMatrix,
+) -> Result<Vec<Change>, DomainError> {
     if matches!(incident.state, State::Closed | State::Cancelled) {
-        return Err(DomainError::IllegalTransition { action: "reclassify", state: incident.state });
+        return Err(DomainError::IllegalTransition {
+            action: "reclassify",
+            state: incident.state,
+        });
     }
     let mut patch = ClassificationPatch {
         title: match patch.title {
@@ -509,18 +605,32 @@ fn reclassify(incident: &Incident, patch: ClassificationPatch, matrix: &Priority
     }
     .without_unchanged(incident);
     if patch.impact.is_some() || patch.urgency.is_some() {
-        let priority = matrix.priority(patch.impact.unwrap_or(incident.impact), patch.urgency.unwrap_or(incident.urgency));
+        let priority = matrix.priority(
+            patch.impact.unwrap_or(incident.impact),
+            patch.urgency.unwrap_or(incident.urgency),
+        );
         if priority != incident.priority {
             patch.priority = Some(priority);
         }
     }
-    Ok(if patch.is_empty() { Vec::new() } else { vec![Change::Reclassified(patch)] })
+    Ok(if patch.is_empty() {
+        Vec::new()
+    } else {
+        vec![Change::Reclassified(patch)]
+    })
 }
 
-fn assign(incident: &Incident, team: Option<String>, owner: Option<UserId>, add: Vec<UserId>) -> Result<Option<Change>, DomainError> {
+fn assign(
+    incident: &Incident,
+    team: Option<String>,
+    owner: Option<UserId>,
+    add: Vec<UserId>,
+) -> Result<Option<Change>, DomainError> {
     let team = text("team", team, MAX_SHORT)?;
     if team.is_none() && owner.is_none() && add.is_empty() {
-        return Err(DomainError::Invalid("assign needs a team, an owner or collaborators".into()));
+        return Err(DomainError::Invalid(
+            "assign needs a team, an owner or collaborators".into(),
+        ));
     }
     let team = team.filter(|t| incident.team.as_ref() != Some(t));
     let owner = owner.filter(|o| *o != incident.owner);

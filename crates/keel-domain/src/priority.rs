@@ -53,12 +53,7 @@ pub struct PriorityMatrix([[Priority; 4]; 4]);
 impl Default for PriorityMatrix {
     fn default() -> Self {
         use Priority::{P1, P2, P3, P4, P5};
-        Self([
-            [P1, P2, P3, P4],
-            [P2, P3, P4, P5],
-            [P3, P4, P5, P5],
-            [P4, P5, P5, P5],
-        ])
+        Self([[P1, P2, P3, P4], [P2, P3, P4, P5], [P3, P4, P5, P5], [P4, P5, P5, P5]])
     }
 }
 

@@ -60,13 +60,15 @@ impl Claimed {
             ("completed_at", self.completed_at),
         ] {
             if value.is_some_and(|t| t.as_micros() > limit) {
-                return Err(DomainError::Invalid(format!("{name} lies in the future; claimed times document work already done")));
+                return Err(DomainError::Invalid(format!(
+                    "{name} lies in the future; claimed times document work already done"
+                )));
             }
         }
-        if let (Some(start), Some(end)) = (self.started_at, self.completed_at) {
-            if end < start {
-                return Err(DomainError::Invalid("completed_at is before started_at".into()));
-            }
+        if let (Some(start), Some(end)) = (self.started_at, self.completed_at)
+            && end < start
+        {
+            return Err(DomainError::Invalid("completed_at is before started_at".into()));
         }
         Ok(())
     }
@@ -84,7 +86,15 @@ pub struct VerifyReport {
 
 /// Seals a change as entry `seq` after `prev_hash`.
 #[must_use]
-pub fn seal(incident_id: &str, seq: u64, prev_hash: &str, actor: &UserId, recorded_at: Timestamp, claimed: Claimed, change: &Change) -> Entry {
+pub fn seal(
+    incident_id: &str,
+    seq: u64,
+    prev_hash: &str,
+    actor: &UserId,
+    recorded_at: Timestamp,
+    claimed: Claimed,
+    change: &Change,
+) -> Entry {
     let (kind, data) = change.to_parts();
     let mut entry = Entry {
         seq,
@@ -133,26 +143,57 @@ pub fn entry_hash(incident_id: &str, entry: &Entry) -> String {
 pub fn verify(incident_id: &str, entries: &[Entry], head: Option<(u64, &str)>) -> VerifyReport {
     let mut prev_hash = GENESIS_HASH.to_string();
     let n_entries = entries.len() as u64;
-    let bad = |seq: u64, problem: String| VerifyReport { ok: false, entries: n_entries, first_bad_seq: Some(seq), problem: Some(problem) };
+    let bad = |seq: u64, problem: String| VerifyReport {
+        ok: false,
+        entries: n_entries,
+        first_bad_seq: Some(seq),
+        problem: Some(problem),
+    };
     for (idx, entry) in entries.iter().enumerate() {
         let expected_seq = idx as u64 + 1;
         if entry.seq != expected_seq {
-            return bad(expected_seq.min(entry.seq), format!("expected entry {expected_seq}, found {}: an entry is missing or out of order", entry.seq));
+            return bad(
+                expected_seq.min(entry.seq),
+                format!(
+                    "expected entry {expected_seq}, found {}: an entry is missing or out of order",
+                    entry.seq
+                ),
+            );
         }
         if entry.prev_hash != prev_hash {
-            return bad(entry.seq, format!("entry {} does not point to the hash of entry {}", entry.seq, entry.seq - 1));
+            return bad(
+                entry.seq,
+                format!(
+                    "entry {} does not point to the hash of entry {}",
+                    entry.seq,
+                    entry.seq - 1
+                ),
+            );
         }
         if entry_hash(incident_id, entry) != entry.hash {
-            return bad(entry.seq, format!("entry {} was altered: its content does not match its hash", entry.seq));
+            return bad(
+                entry.seq,
+                format!("entry {} was altered: its content does not match its hash", entry.seq),
+            );
         }
         prev_hash.clone_from(&entry.hash);
     }
-    if let Some((head_seq, head_hash)) = head {
-        if head_seq != n_entries || (n_entries > 0 && head_hash != prev_hash) {
-            return bad(n_entries + 1, format!("the incident records {head_seq} entries but the timeline holds {n_entries}: entries were removed or replaced"));
-        }
+    if let Some((head_seq, head_hash)) = head
+        && (head_seq != n_entries || (n_entries > 0 && head_hash != prev_hash))
+    {
+        return bad(
+            n_entries + 1,
+            format!(
+                "the incident records {head_seq} entries but the timeline holds {n_entries}: entries were removed or replaced"
+            ),
+        );
     }
-    VerifyReport { ok: true, entries: n_entries, first_bad_seq: None, problem: None }
+    VerifyReport {
+        ok: true,
+        entries: n_entries,
+        first_bad_seq: None,
+        problem: None,
+    }
 }
 
 /// Writes `value` as canonical JSON: sorted keys, no whitespace.
@@ -195,8 +236,19 @@ mod tests {
         let mut prev = GENESIS_HASH.to_string();
         (1..=n)
             .map(|seq| {
-                let change = Change::Commented { body: format!("note {seq}"), visibility: crate::Visibility::Internal };
-                let entry = seal("inc-1", seq, &prev, &actor, Timestamp::from_micros(seq as i64), Claimed::default(), &change);
+                let change = Change::Commented {
+                    body: format!("note {seq}"),
+                    visibility: crate::Visibility::Internal,
+                };
+                let entry = seal(
+                    "inc-1",
+                    seq,
+                    &prev,
+                    &actor,
+                    Timestamp::from_micros(seq as i64),
+                    Claimed::default(),
+                    &change,
+                );
                 prev.clone_from(&entry.hash);
                 entry
             })
@@ -250,7 +302,10 @@ mod tests {
     #[test]
     fn canonical_encoding_sorts_keys_at_every_level() {
         let mut out = String::new();
-        write_canonical(&serde_json::json!({"b": {"d": 1, "c": [2, {"f": 1, "e": 0}]}, "a": "x"}), &mut out);
+        write_canonical(
+            &serde_json::json!({"b": {"d": 1, "c": [2, {"f": 1, "e": 0}]}, "a": "x"}),
+            &mut out,
+        );
         assert_eq!(out, r#"{"a":"x","b":{"c":[2,{"e":0,"f":1}],"d":1}}"#);
     }
 
@@ -258,10 +313,32 @@ mod tests {
     fn claims_in_the_future_or_reversed_are_refused() {
         let now = Timestamp::from_micros(1_000_000_000_000);
         let late = Timestamp::from_micros(now.as_micros() + 3_600_000_000);
-        assert!(Claimed { occurred_at: Some(late), ..Claimed::default() }.check(now).is_err());
+        assert!(
+            Claimed {
+                occurred_at: Some(late),
+                ..Claimed::default()
+            }
+            .check(now)
+            .is_err()
+        );
         let start = Timestamp::from_micros(10);
         let end = Timestamp::from_micros(5);
-        assert!(Claimed { started_at: Some(start), completed_at: Some(end), ..Claimed::default() }.check(now).is_err());
-        assert!(Claimed { occurred_at: Some(start), ..Claimed::default() }.check(now).is_ok());
+        assert!(
+            Claimed {
+                started_at: Some(start),
+                completed_at: Some(end),
+                ..Claimed::default()
+            }
+            .check(now)
+            .is_err()
+        );
+        assert!(
+            Claimed {
+                occurred_at: Some(start),
+                ..Claimed::default()
+            }
+            .check(now)
+            .is_ok()
+        );
     }
 }

@@ -3,15 +3,19 @@
 //! of commands (one owner, a legal state, a chain that verifies, a state that
 //! is the fold of the timeline).
 
-use keel_domain::timeline::{seal, verify, GENESIS_HASH};
+use keel_domain::timeline::{GENESIS_HASH, seal, verify};
 use keel_domain::{
-    apply, decide, fold, register, Actor, Change, Claimed, ClassificationPatch, Command, DomainError, Entry, HoldReason,
-    Impact, Incident, PriorityMatrix, RegistrationInput, Role, State, Timestamp, Urgency, UserId, Visibility,
+    Actor, Change, Claimed, ClassificationPatch, Command, DomainError, Entry, HoldReason, Impact, Incident,
+    PriorityMatrix, RegistrationInput, Role, State, Timestamp, Urgency, UserId, Visibility, apply, decide, fold,
+    register,
 };
 use proptest::prelude::*;
 
 fn agent(id: &str) -> Actor {
-    Actor { user: UserId::new(id), role: Role::Agent }
+    Actor {
+        user: UserId::new(id),
+        role: Role::Agent,
+    }
 }
 
 /// A tiny in-memory timeline: what a store does, without the store.
@@ -24,7 +28,11 @@ struct Journal {
 impl Journal {
     fn open(actor: &Actor, input: RegistrationInput) -> Self {
         let change = register(input, 1, actor, &PriorityMatrix::default()).expect("valid registration");
-        let mut journal = Journal { id: "inc-1".into(), entries: Vec::new(), incident: None };
+        let mut journal = Journal {
+            id: "inc-1".into(),
+            entries: Vec::new(),
+            incident: None,
+        };
         journal.append(actor, &change);
         journal
     }
@@ -52,11 +60,20 @@ impl Journal {
 }
 
 fn titled(title: &str) -> RegistrationInput {
-    RegistrationInput { title: title.into(), ..RegistrationInput::default() }
+    RegistrationInput {
+        title: title.into(),
+        ..RegistrationInput::default()
+    }
 }
 
 fn resolve() -> Command {
-    Command::Resolve { code: "fixed".into(), notes: "restarted".into(), workaround: None, known_solution: false, automated: false }
+    Command::Resolve {
+        code: "fixed".into(),
+        notes: "restarted".into(),
+        workaround: None,
+        known_solution: false,
+        automated: false,
+    }
 }
 
 #[test]
@@ -70,7 +87,11 @@ fn registration_derives_priority_from_impact_and_urgency() {
     let incident = journal.incident.expect("registered");
     assert_eq!(incident.priority.as_str(), "P2");
     assert_eq!(incident.state, State::New);
-    assert_eq!(incident.owner, UserId::new("a"), "the registering user owns it by default");
+    assert_eq!(
+        incident.owner,
+        UserId::new("a"),
+        "the registering user owns it by default"
+    );
 }
 
 #[test]
@@ -78,12 +99,32 @@ fn the_happy_path_walks_every_state() {
     let a = agent("a");
     let mut j = Journal::open(&a, titled("VPN drops"));
     j.run(&a, Command::Accept).expect("accept");
-    j.run(&a, Command::Hold { reason: HoldReason::AwaitingUser, note: None }).expect("hold");
+    j.run(
+        &a,
+        Command::Hold {
+            reason: HoldReason::AwaitingUser,
+            note: None,
+        },
+    )
+    .expect("hold");
     assert_eq!(j.state(), State::OnHold);
     j.run(&a, Command::Resume { note: None }).expect("resume");
-    j.run(&a, Command::Diagnose { cause: Some("expired cert".into()), note: None }).expect("diagnose");
+    j.run(
+        &a,
+        Command::Diagnose {
+            cause: Some("expired cert".into()),
+            note: None,
+        },
+    )
+    .expect("diagnose");
     j.run(&a, resolve()).expect("resolve");
-    j.run(&a, Command::Reopen { reason: "still drops".into() }).expect("reopen");
+    j.run(
+        &a,
+        Command::Reopen {
+            reason: "still drops".into(),
+        },
+    )
+    .expect("reopen");
     assert_eq!(j.incident.as_ref().map(|i| i.reopens), Some(1));
     j.run(&a, resolve()).expect("resolve again");
     j.run(&a, Command::Close { note: None }).expect("close");
@@ -95,11 +136,24 @@ fn illegal_transitions_are_refused_and_change_nothing() {
     let a = agent("a");
     let mut j = Journal::open(&a, titled("Printer jam"));
     let before = j.entries.len();
-    for command in [Command::Close { note: None }, Command::Resume { note: None }, Command::Reopen { reason: "x".into() }] {
+    for command in [
+        Command::Close { note: None },
+        Command::Resume { note: None },
+        Command::Reopen { reason: "x".into() },
+    ] {
         let err = j.run(&a, command).expect_err("illegal in new");
-        assert!(matches!(err, DomainError::IllegalTransition { state: State::New, .. }), "{err:?}");
+        assert!(
+            matches!(err, DomainError::IllegalTransition { state: State::New, .. }),
+            "{err:?}"
+        );
     }
-    j.run(&a, Command::Cancel { reason: "duplicate".into() }).expect("cancel");
+    j.run(
+        &a,
+        Command::Cancel {
+            reason: "duplicate".into(),
+        },
+    )
+    .expect("cancel");
     assert!(j.run(&a, Command::Accept).is_err(), "cancelled is final");
     assert_eq!(j.entries.len(), before + 1);
 }
@@ -110,7 +164,16 @@ fn hold_and_resolve_demand_their_reasons() {
     let mut j = Journal::open(&a, titled("Slow DB"));
     j.run(&a, Command::Accept).expect("accept");
     let err = j
-        .run(&a, Command::Resolve { code: " ".into(), notes: "n".into(), workaround: None, known_solution: false, automated: false })
+        .run(
+            &a,
+            Command::Resolve {
+                code: " ".into(),
+                notes: "n".into(),
+                workaround: None,
+                known_solution: false,
+                automated: false,
+            },
+        )
         .expect_err("empty code");
     assert!(matches!(err, DomainError::Invalid(_)));
     assert!(j.run(&a, Command::Cancel { reason: String::new() }).is_err());
@@ -118,37 +181,83 @@ fn hold_and_resolve_demand_their_reasons() {
 
 #[test]
 fn end_users_only_comment_publicly_confirm_or_reopen_their_own() {
-    let user = Actor { user: UserId::new("u"), role: Role::EndUser };
-    let other = Actor { user: UserId::new("v"), role: Role::EndUser };
+    let user = Actor {
+        user: UserId::new("u"),
+        role: Role::EndUser,
+    };
+    let other = Actor {
+        user: UserId::new("v"),
+        role: Role::EndUser,
+    };
     let a = agent("a");
     let mut j = Journal::open(&user, titled("Cannot log in"));
     assert!(matches!(j.run(&user, Command::Accept), Err(DomainError::Forbidden(_))));
     assert!(matches!(
-        j.run(&user, Command::Comment { body: "x".into(), visibility: Visibility::Internal }),
+        j.run(
+            &user,
+            Command::Comment {
+                body: "x".into(),
+                visibility: Visibility::Internal
+            }
+        ),
         Err(DomainError::Forbidden(_))
     ));
-    j.run(&user, Command::Comment { body: "any news?".into(), visibility: Visibility::Public }).expect("own public comment");
+    j.run(
+        &user,
+        Command::Comment {
+            body: "any news?".into(),
+            visibility: Visibility::Public,
+        },
+    )
+    .expect("own public comment");
     assert!(matches!(
-        j.run(&other, Command::Comment { body: "x".into(), visibility: Visibility::Public }),
+        j.run(
+            &other,
+            Command::Comment {
+                body: "x".into(),
+                visibility: Visibility::Public
+            }
+        ),
         Err(DomainError::Forbidden(_))
     ));
     j.run(&a, resolve()).expect("agent resolves");
-    j.run(&user, Command::Close { note: Some("works".into()) }).expect("user confirms");
+    j.run(
+        &user,
+        Command::Close {
+            note: Some("works".into()),
+        },
+    )
+    .expect("user confirms");
 }
 
 #[test]
 fn reassignment_moves_ownership_and_is_counted() {
     let a = agent("a");
     let mut j = Journal::open(&a, titled("Disk full"));
-    j.run(&a, Command::Assign { team: Some("dba".into()), owner: Some(UserId::new("b")), add_collaborators: vec![UserId::new("c")] })
-        .expect("assign");
+    j.run(
+        &a,
+        Command::Assign {
+            team: Some("dba".into()),
+            owner: Some(UserId::new("b")),
+            add_collaborators: vec![UserId::new("c")],
+        },
+    )
+    .expect("assign");
     let inc = j.incident.clone().expect("registered");
     assert_eq!(inc.owner, UserId::new("b"));
     assert_eq!(inc.team.as_deref(), Some("dba"));
     assert_eq!(inc.reassignments, 1);
     assert_eq!(inc.collaborators, vec![UserId::new("c")]);
     let n = j.entries.len();
-    j.run(&a, Command::Assign { team: Some("dba".into()), owner: None, add_collaborators: vec![] }).expect("same team");
+    j.run(
+        &a,
+        Command::Assign {
+            team: Some("dba".into()),
+            owner: None,
+            add_collaborators: vec![],
+        },
+    )
+    .expect("same team");
     assert_eq!(j.entries.len(), n, "assigning what already holds writes nothing");
 }
 
@@ -156,11 +265,19 @@ fn reassignment_moves_ownership_and_is_counted() {
 fn reclassifying_impact_recomputes_priority_and_keeps_only_real_changes() {
     let a = agent("a");
     let mut j = Journal::open(&a, titled("Checkout errors"));
-    let patch = ClassificationPatch { impact: Some(Impact::try_from(1).expect("1..4")), title: Some("Checkout errors".into()), ..Default::default() };
-    j.run(&a, Command::Reclassify(patch)).expect("reclassify");
+    let patch = ClassificationPatch {
+        impact: Some(Impact::try_from(1).expect("1..4")),
+        title: Some("Checkout errors".into()),
+        ..Default::default()
+    };
+    j.run(&a, Command::Reclassify(Box::new(patch))).expect("reclassify");
     let last = j.entries.last().expect("entry");
     assert_eq!(last.kind, "reclassified");
-    assert!(last.data.get("title").is_none(), "an unchanged title is not recorded: {}", last.data);
+    assert!(
+        last.data.get("title").is_none(),
+        "an unchanged title is not recorded: {}",
+        last.data
+    );
     assert_eq!(j.incident.as_ref().map(|i| i.priority.as_str()), Some("P3"));
 }
 
@@ -181,19 +298,28 @@ fn command() -> impl Strategy<Value = Command> {
         Just(Command::Accept),
         reason.prop_map(|reason| Command::Hold { reason, note: None }),
         Just(Command::Resume { note: None }),
-        Just(Command::Diagnose { cause: Some("cause".into()), note: None }),
+        Just(Command::Diagnose {
+            cause: Some("cause".into()),
+            note: None
+        }),
         Just(resolve()),
         Just(Command::Close { note: None }),
         Just(Command::Reopen { reason: "again".into() }),
         Just(Command::Cancel { reason: "dup".into() }),
-        (proptest::option::of("[a-c]"), proptest::option::of(user.clone()))
-            .prop_map(|(team, owner)| Command::Assign { team, owner, add_collaborators: vec![] }),
-        (1u8..=4, 1u8..=4).prop_map(|(i, u)| Command::Reclassify(ClassificationPatch {
+        (proptest::option::of("[a-c]"), proptest::option::of(user.clone())).prop_map(|(team, owner)| Command::Assign {
+            team,
+            owner,
+            add_collaborators: vec![]
+        }),
+        (1u8..=4, 1u8..=4).prop_map(|(i, u)| Command::Reclassify(Box::new(ClassificationPatch {
             impact: Impact::try_from(i).ok(),
             urgency: Urgency::try_from(u).ok(),
             ..Default::default()
-        })),
-        "[a-z ]{0,12}".prop_map(|body| Command::Comment { body, visibility: Visibility::Public }),
+        }))),
+        "[a-z ]{0,12}".prop_map(|body| Command::Comment {
+            body,
+            visibility: Visibility::Public
+        }),
     ]
 }
 

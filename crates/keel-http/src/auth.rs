@@ -8,15 +8,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use keel_domain::{Actor, Role, UserId};
 use keel_store::{Store, User};
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 /// How long a token lookup is trusted.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -41,7 +41,7 @@ pub fn hash_token(secret: &str) -> String {
 /// # Errors
 /// When hashing fails (it does not for valid input).
 pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
     let salt = SaltString::generate(&mut OsRng);
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -65,7 +65,10 @@ impl Auth {
         if self.actor.at_least(role) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("this needs the {} role or above", role.as_str())))
+            Err(ApiError::forbidden(format!(
+                "this needs the {} role or above",
+                role.as_str()
+            )))
         }
     }
 }
@@ -79,7 +82,10 @@ pub struct TokenCache {
 impl TokenCache {
     fn get(&self, hash: &str) -> Option<Auth> {
         let entries = self.entries.lock().ok()?;
-        entries.get(hash).filter(|(at, _)| at.elapsed() < CACHE_TTL).map(|(_, auth)| auth.clone())
+        entries
+            .get(hash)
+            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+            .map(|(_, auth)| auth.clone())
     }
 
     fn put(&self, hash: String, auth: Auth) {
@@ -97,11 +103,20 @@ async fn authenticate(store: &dyn Store, cache: &TokenCache, secret: &str) -> Re
     if let Some(auth) = cache.get(&hash) {
         return Ok(auth);
     }
-    let (_, user) = store.find_token(&hash).await?.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+    let (_, user) = store
+        .find_token(&hash)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
     if user.disabled {
         return Err(ApiError::unauthorized("this user is disabled"));
     }
-    let auth = Auth { actor: Actor { user: UserId::new(user.id.clone()), role: user.role }, user };
+    let auth = Auth {
+        actor: Actor {
+            user: UserId::new(user.id.clone()),
+            role: user.role,
+        },
+        user,
+    };
     cache.put(hash, auth.clone());
     Ok(auth)
 }

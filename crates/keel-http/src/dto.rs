@@ -12,12 +12,19 @@ use crate::error::ApiError;
 /// Reads an optional RFC 3339 time.
 pub fn time(name: &str, value: Option<&String>) -> Result<Option<Timestamp>, ApiError> {
     value
-        .map(|text| text.parse::<Timestamp>().map_err(|e| ApiError::invalid(format!("{name}: {e}"))))
+        .map(|text| {
+            text.parse::<Timestamp>()
+                .map_err(|e| ApiError::invalid(format!("{name}: {e}")))
+        })
         .transpose()
 }
 
 /// Reads a snake_case enum value, listing the allowed ones on error.
-pub fn choice<T: serde::de::DeserializeOwned>(name: &str, value: Option<&String>, allowed: &str) -> Result<Option<T>, ApiError> {
+pub fn choice<T: serde::de::DeserializeOwned>(
+    name: &str,
+    value: Option<&String>,
+    allowed: &str,
+) -> Result<Option<T>, ApiError> {
     value
         .map(|text| {
             serde_json::from_value(Value::String(text.clone()))

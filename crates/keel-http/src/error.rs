@@ -2,7 +2,7 @@
 //! `application/problem+json`. Details of internal failures are logged, not
 //! sent; a user's mistake always gets a 4xx that says what to fix.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keel_domain::DomainError;
 use keel_store::StoreError;
@@ -28,7 +28,11 @@ pub struct Problem {
 
 impl ApiError {
     pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, title, detail: detail.into() }
+        Self {
+            status,
+            title,
+            detail: detail.into(),
+        }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "Bad request", detail)
@@ -66,7 +70,9 @@ impl ApiError {
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         match error {
-            DomainError::IllegalTransition { .. } => Self::new(StatusCode::CONFLICT, "Illegal transition", error.to_string()),
+            DomainError::IllegalTransition { .. } => {
+                Self::new(StatusCode::CONFLICT, "Illegal transition", error.to_string())
+            }
             DomainError::Invalid(detail) => Self::invalid(detail),
             DomainError::Forbidden(detail) => Self::forbidden(detail),
             DomainError::NoChange(detail) => Self::new(StatusCode::CONFLICT, "No change", detail),
@@ -79,15 +85,25 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound(what) => Self::not_found(&what),
             StoreError::Domain(domain) => domain.into(),
-            StoreError::VersionMismatch { .. } => Self::new(StatusCode::PRECONDITION_FAILED, "Stale version", error.to_string()),
+            StoreError::VersionMismatch { .. } => {
+                Self::new(StatusCode::PRECONDITION_FAILED, "Stale version", error.to_string())
+            }
             StoreError::Conflict(detail) => Self::new(StatusCode::CONFLICT, "Conflict", detail),
             StoreError::Unavailable(detail) => {
                 tracing::error!(%detail, "database unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "the database is unavailable; retry later")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Unavailable",
+                    "the database is unavailable; retry later",
+                )
             }
             StoreError::Other(detail) => {
                 tracing::error!(%detail, "storage failure");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "an internal error occurred; it has been logged")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal error",
+                    "an internal error occurred; it has been logged",
+                )
             }
         }
     }
@@ -102,9 +118,14 @@ impl IntoResponse for ApiError {
             detail: self.detail,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -2,26 +2,27 @@
 //! the timeline and verify it. Handlers parse and authorise; the store runs
 //! the domain's rules inside its write transaction.
 
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use keel_domain::{
-    can_view, can_view_entry, ClassificationPatch, Command, HoldReason, Incident, Priority, RegistrationInput, Role, State as LifecycleState,
-    UserId, Visibility,
+    ClassificationPatch, Command, HoldReason, Incident, Priority, RegistrationInput, Role, State as LifecycleState,
+    UserId, Visibility, can_view, can_view_entry,
 };
 use keel_store::{ExecuteRequest, IncidentFilter, IncidentRef, RegisterRequest};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::AppState;
 use crate::auth::Auth;
 use crate::dto::{
-    self, ActionBody, ClaimedTimes, CreateComment, CreateIncident, EntryView, IncidentView, Page, PatchIncident, VerifyView,
+    self, ActionBody, ClaimedTimes, CreateComment, CreateIncident, EntryView, IncidentView, Page, PatchIncident,
+    VerifyView,
 };
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, IfMatch};
-use crate::AppState;
 
 const MAX_LIMIT: u32 = 500;
 const DEFAULT_LIMIT: u32 = 50;
@@ -52,7 +53,9 @@ fn uuid_like(id: &str) -> bool {
 /// an end user did not report: their existence is not disclosed).
 async fn visible(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Incident> {
     let incident = state.store.get_incident(&IncidentRef::parse(id)).await?;
-    incident.filter(|inc| can_view(&auth.actor, inc)).ok_or_else(|| ApiError::not_found("incident"))
+    incident
+        .filter(|inc| can_view(&auth.actor, inc))
+        .ok_or_else(|| ApiError::not_found("incident"))
 }
 
 /// Names the incident a write acts on. Staff may act on any incident, so
@@ -70,12 +73,21 @@ async fn write_target(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Inci
 #[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = CreateIncident,
     responses((status = 201, body = IncidentView), (status = 400, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, auth: Auth, ApiJson(body): ApiJson<CreateIncident>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateIncident>,
+) -> ApiResult<Response> {
     let owner = match &body.owner {
         Some(owner) => Some(existing_user(&state, "owner", owner).await?),
         None => None,
     };
-    let claimed = ClaimedTimes { occurred_at: body.occurred_at, started_at: body.started_at, completed_at: body.completed_at }.parse()?;
+    let claimed = ClaimedTimes {
+        occurred_at: body.occurred_at,
+        started_at: body.started_at,
+        completed_at: body.completed_at,
+    }
+    .parse()?;
     let input = RegistrationInput {
         title: body.title,
         description: body.description,
@@ -135,14 +147,23 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-fn split_list<T>(text: Option<&String>, parse: impl Fn(&str) -> Option<T>, what: &str, allowed: &str) -> ApiResult<Vec<String>> {
-    let Some(text) = text else { return Ok(Vec::new()) };
+fn split_list<T>(
+    text: Option<&String>,
+    parse: impl Fn(&str) -> Option<T>,
+    what: &str,
+    allowed: &str,
+) -> ApiResult<Vec<String>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|item| match parse(item) {
             Some(_) => Ok(item.to_string()),
-            None => Err(ApiError::invalid(format!("{what} must be among {allowed}, not {item:?}"))),
+            None => Err(ApiError::invalid(format!(
+                "{what} must be among {allowed}, not {item:?}"
+            ))),
         })
         .collect()
 }
@@ -163,14 +184,25 @@ fn decode_cursor(cursor: &str) -> ApiResult<i64> {
 /// List incidents, newest first.
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(ListQuery),
     responses((status = 200, body = Page<IncidentView>), (status = 400, body = Problem)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, auth: Auth, ApiQuery(query): ApiQuery<ListQuery>) -> ApiResult<Json<Page<IncidentView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<IncidentView>>> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!("limit must be between 1 and {MAX_LIMIT}")));
     }
-    let owner = query.owner.map(|o| if o == "me" { auth.actor.user.to_string() } else { o });
+    let owner = query
+        .owner
+        .map(|o| if o == "me" { auth.actor.user.to_string() } else { o });
     let filter = IncidentFilter {
-        states: split_list(query.state.as_ref(), LifecycleState::parse, "state", "new, accepted, on_hold, resolved, closed, cancelled")?,
+        states: split_list(
+            query.state.as_ref(),
+            LifecycleState::parse,
+            "state",
+            "new, accepted, on_hold, resolved, closed, cancelled",
+        )?,
         priorities: split_list(query.priority.as_ref(), Priority::parse, "priority", "P1..P5")?
             .into_iter()
             .map(|p| p.to_ascii_uppercase())
@@ -183,11 +215,27 @@ pub async fn list(State(state): State<AppState>, auth: Auth, ApiQuery(query): Ap
         text: query.q.filter(|q| !q.trim().is_empty()).map(|q| q.trim().to_string()),
     };
     let after_number = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let mut items = state.store.list_incidents(&filter, keel_store::Page { limit: limit + 1, after_number }).await?;
+    let mut items = state
+        .store
+        .list_incidents(
+            &filter,
+            keel_store::Page {
+                limit: limit + 1,
+                after_number,
+            },
+        )
+        .await?;
     let has_more = items.len() > limit as usize;
     items.truncate(limit as usize);
-    let next_cursor = if has_more { items.last().map(|inc| encode_cursor(inc.number)) } else { None };
-    Ok(Json(Page { items: items.iter().map(IncidentView::from).collect(), next_cursor }))
+    let next_cursor = if has_more {
+        items.last().map(|inc| encode_cursor(inc.number))
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        items: items.iter().map(IncidentView::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Read one incident by id or number.
@@ -212,10 +260,17 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     auth.require(Role::Agent)?;
     if body.team.is_some() || body.owner.is_some() {
-        return Err(ApiError::invalid("team and owner change through POST /api/v1/incidents/{id}/actions/assign, which records the reassignment"));
+        return Err(ApiError::invalid(
+            "team and owner change through POST /api/v1/incidents/{id}/actions/assign, which records the reassignment",
+        ));
     }
     let target = write_target(&state, &auth, &id).await?;
-    let claimed = ClaimedTimes { occurred_at: body.occurred_at, started_at: body.started_at, completed_at: body.completed_at }.parse()?;
+    let claimed = ClaimedTimes {
+        occurred_at: body.occurred_at,
+        started_at: body.started_at,
+        completed_at: body.completed_at,
+    }
+    .parse()?;
     let patch = ClassificationPatch {
         title: body.title,
         description: body.description,
@@ -237,7 +292,16 @@ pub async fn patch(
         auto_fix_note: body.auto_fix_note,
         major: body.major,
     };
-    run(&state, &auth, target, Command::Reclassify(patch), claimed, expected_version).await.map(|(inc, _)| with_etag(StatusCode::OK, &inc))
+    run(
+        &state,
+        &auth,
+        target,
+        Command::Reclassify(Box::new(patch)),
+        claimed,
+        expected_version,
+    )
+    .await
+    .map(|(inc, _)| with_etag(StatusCode::OK, &inc))
 }
 
 async fn run(
@@ -275,12 +339,22 @@ async fn command_for(state: &AppState, action: &str, body: ActionBody) -> ApiRes
         "accept" => Command::Accept,
         "hold" => {
             let reason = need("reason", "hold", body.reason)?;
-            let reason: HoldReason = dto::choice("reason", Some(&reason), "awaiting_user, awaiting_supplier, awaiting_change, other")?
-                .ok_or_else(|| ApiError::invalid("hold needs reason"))?;
-            Command::Hold { reason, note: body.note }
+            let reason: HoldReason = dto::choice(
+                "reason",
+                Some(&reason),
+                "awaiting_user, awaiting_supplier, awaiting_change, other",
+            )?
+            .ok_or_else(|| ApiError::invalid("hold needs reason"))?;
+            Command::Hold {
+                reason,
+                note: body.note,
+            }
         }
         "resume" => Command::Resume { note: body.note },
-        "diagnose" => Command::Diagnose { cause: body.cause, note: body.note },
+        "diagnose" => Command::Diagnose {
+            cause: body.cause,
+            note: body.note,
+        },
         "resolve" => Command::Resolve {
             code: need("code", "resolve", body.code)?,
             notes: need("notes", "resolve", body.notes)?,
@@ -289,8 +363,12 @@ async fn command_for(state: &AppState, action: &str, body: ActionBody) -> ApiRes
             automated: body.automated.unwrap_or(false),
         },
         "close" => Command::Close { note: body.note },
-        "reopen" => Command::Reopen { reason: need("reason", "reopen", body.reason)? },
-        "cancel" => Command::Cancel { reason: need("reason", "cancel", body.reason)? },
+        "reopen" => Command::Reopen {
+            reason: need("reason", "reopen", body.reason)?,
+        },
+        "cancel" => Command::Cancel {
+            reason: need("reason", "cancel", body.reason)?,
+        },
         "assign" => {
             let owner = match &body.owner {
                 Some(owner) => Some(existing_user(state, "owner", owner).await?),
@@ -300,9 +378,19 @@ async fn command_for(state: &AppState, action: &str, body: ActionBody) -> ApiRes
             for user in body.collaborators.unwrap_or_default() {
                 add_collaborators.push(existing_user(state, "collaborators", &user).await?);
             }
-            Command::Assign { team: body.team, owner, add_collaborators }
+            Command::Assign {
+                team: body.team,
+                owner,
+                add_collaborators,
+            }
         }
-        other => return Err(ApiError::new(StatusCode::NOT_FOUND, "Not found", format!("unknown action {other:?}; one of {ACTIONS}"))),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                format!("unknown action {other:?}; one of {ACTIONS}"),
+            ));
+        }
     })
 }
 
@@ -321,8 +409,12 @@ pub async fn act(
     ApiJson(body): ApiJson<ActionBody>,
 ) -> ApiResult<Response> {
     let target = write_target(&state, &auth, &id).await?;
-    let claimed = ClaimedTimes { occurred_at: body.occurred_at.clone(), started_at: body.started_at.clone(), completed_at: body.completed_at.clone() }
-        .parse()?;
+    let claimed = ClaimedTimes {
+        occurred_at: body.occurred_at.clone(),
+        started_at: body.started_at.clone(),
+        completed_at: body.completed_at.clone(),
+    }
+    .parse()?;
     let command = command_for(&state, &action, body).await?;
     let (incident, _) = run(&state, &auth, target, command, claimed, expected_version).await?;
     Ok(with_etag(StatusCode::OK, &incident))
@@ -340,11 +432,34 @@ pub async fn comment(
     ApiJson(body): ApiJson<CreateComment>,
 ) -> ApiResult<Response> {
     let target = write_target(&state, &auth, &id).await?;
-    let claimed = ClaimedTimes { occurred_at: body.occurred_at, started_at: body.started_at, completed_at: body.completed_at }.parse()?;
-    let default_visibility = if auth.actor.role.is_staff() { Visibility::Internal } else { Visibility::Public };
-    let visibility = dto::choice("visibility", body.visibility.as_ref(), "internal, public")?.unwrap_or(default_visibility);
-    let (_, entries) = run(&state, &auth, target, Command::Comment { body: body.body, visibility }, claimed, expected_version).await?;
-    let entry = entries.last().ok_or_else(|| ApiError::invalid("the comment was empty"))?;
+    let claimed = ClaimedTimes {
+        occurred_at: body.occurred_at,
+        started_at: body.started_at,
+        completed_at: body.completed_at,
+    }
+    .parse()?;
+    let default_visibility = if auth.actor.role.is_staff() {
+        Visibility::Internal
+    } else {
+        Visibility::Public
+    };
+    let visibility =
+        dto::choice("visibility", body.visibility.as_ref(), "internal, public")?.unwrap_or(default_visibility);
+    let (_, entries) = run(
+        &state,
+        &auth,
+        target,
+        Command::Comment {
+            body: body.body,
+            visibility,
+        },
+        claimed,
+        expected_version,
+    )
+    .await?;
+    let entry = entries
+        .last()
+        .ok_or_else(|| ApiError::invalid("the comment was empty"))?;
     Ok((StatusCode::CREATED, Json(EntryView::from(entry))).into_response())
 }
 
@@ -352,11 +467,22 @@ pub async fn comment(
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents",
     params(("id" = String, Path, description = "id, number or INC-number")),
     responses((status = 200, body = Page<EntryView>), (status = 404, body = Problem)), security(("bearer" = [])))]
-pub async fn timeline(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<Page<EntryView>>> {
+pub async fn timeline(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Page<EntryView>>> {
     let incident = visible(&state, &auth, &id).await?;
     let entries = state.store.timeline(&IncidentRef::Id(incident.id)).await?;
-    let items = entries.iter().filter(|e| can_view_entry(&auth.actor, e)).map(EntryView::from).collect();
-    Ok(Json(Page { items, next_cursor: None }))
+    let items = entries
+        .iter()
+        .filter(|e| can_view_entry(&auth.actor, e))
+        .map(EntryView::from)
+        .collect();
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
 }
 
 /// Recompute the incident's hash chain and compare it with what is stored.
@@ -368,6 +494,10 @@ pub async fn verify(State(state): State<AppState>, auth: Auth, Path(id): Path<St
     let incident = visible(&state, &auth, &id).await?;
     let result = state.store.verify(&IncidentRef::Id(incident.id)).await?;
     let report = result.report;
-    Ok(Json(VerifyView { ok: report.ok, entries: report.entries, first_bad_seq: report.first_bad_seq, problem: report.problem }))
+    Ok(Json(VerifyView {
+        ok: report.ok,
+        entries: report.entries,
+        first_bad_seq: report.first_bad_seq,
+        problem: report.problem,
+    }))
 }
-

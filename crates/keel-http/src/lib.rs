@@ -13,22 +13,22 @@ mod users;
 
 use std::sync::{Arc, OnceLock};
 
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::Router;
 use keel_domain::PriorityMatrix;
 use keel_store::{Clock, Store};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{hash_token, new_token_secret, TOKEN_PREFIX};
+pub use auth::{TOKEN_PREFIX, hash_token, new_token_secret};
 pub use error::ApiError;
 
 /// Settings of the HTTP layer.
@@ -40,7 +40,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024 }
+        Self {
+            max_body_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -98,7 +100,10 @@ struct BearerAuth;
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -127,11 +132,22 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         .route("/metrics", get(ops::prometheus))
         .route("/api/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::not_found("route") })
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "this route does not take that method") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "this route does not take that method",
+            )
+        })
         .layer(axum::middleware::from_fn(ops::measure))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "an internal error occurred; it has been logged").into_response_ext()
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                "an internal error occurred; it has been logged",
+            )
+            .into_response_ext()
         }))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
@@ -166,13 +182,18 @@ struct SequentialRequestId {
 impl Default for SequentialRequestId {
     fn default() -> Self {
         let prefix: String = new_token_secret().chars().skip(TOKEN_PREFIX.len()).take(8).collect();
-        Self { prefix: Arc::from(prefix), next: Arc::new(std::sync::atomic::AtomicU64::new(1)) }
+        Self {
+            prefix: Arc::from(prefix),
+            next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
     }
 }
 
 impl MakeRequestId for SequentialRequestId {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        axum::http::HeaderValue::from_str(&format!("{}-{n}", self.prefix)).ok().map(RequestId::new)
+        axum::http::HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
     }
 }

@@ -1,17 +1,17 @@
 //! `/api/v1/users` and API tokens. Admins manage users; everyone may read
 //! themselves (`/api/v1/me`) and mint tokens for themselves.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use keel_domain::Role;
 use keel_store::{ApiToken, NewUser};
 
-use crate::auth::{hash_password, hash_token, new_token_secret, Auth};
+use crate::AppState;
+use crate::auth::{Auth, hash_password, hash_token, new_token_secret};
 use crate::dto::{CreateToken, CreateUser, TokenCreated, UserView};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiJson;
-use crate::AppState;
 
 const ROLES: &str = "end_user, agent, incident_manager, admin";
 
@@ -19,32 +19,53 @@ const ROLES: &str = "end_user, agent, incident_manager, admin";
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
     responses((status = 201, body = UserView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, auth: Auth, ApiJson(body): ApiJson<CreateUser>) -> ApiResult<(StatusCode, Json<UserView>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
     auth.require(Role::Admin)?;
-    let role = Role::parse(&body.role).ok_or_else(|| ApiError::invalid(format!("role must be one of {ROLES}, not {:?}", body.role)))?;
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::invalid(format!("role must be one of {ROLES}, not {:?}", body.role)))?;
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 || name.contains('\0') {
         return Err(ApiError::invalid("name must be 1 to 200 characters"));
     }
     let email = body.email.trim().to_lowercase();
-    let plausible = email.len() <= 254 && !email.contains('\0') && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
+    let plausible = email.len() <= 254
+        && !email.contains('\0')
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
     if !plausible {
-        return Err(ApiError::invalid(format!("email {:?} is not an e-mail address", body.email)));
+        return Err(ApiError::invalid(format!(
+            "email {:?} is not an e-mail address",
+            body.email
+        )));
     }
     let password_hash = match body.password.as_deref() {
-        Some(p) if p.chars().count() < 12 => return Err(ApiError::invalid("password must have at least 12 characters")),
+        Some(p) if p.chars().count() < 12 => {
+            return Err(ApiError::invalid("password must have at least 12 characters"));
+        }
         Some(p) => Some(hash_password(p)?),
         None => None,
     };
     let time_zone = body.time_zone.filter(|tz| !tz.trim().is_empty());
-    if let Some(tz) = &time_zone {
-        if tz.len() > 64 || !tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)) {
-            return Err(ApiError::invalid(format!("time_zone {tz:?} is not an IANA zone name")));
-        }
+    if let Some(tz) = &time_zone
+        && (tz.len() > 64 || !tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)))
+    {
+        return Err(ApiError::invalid(format!("time_zone {tz:?} is not an IANA zone name")));
     }
     let user = state
         .store
-        .create_user(NewUser { id: uuid::Uuid::now_v7().to_string(), name, email, role, time_zone, password_hash })
+        .create_user(NewUser {
+            id: uuid::Uuid::now_v7().to_string(),
+            name,
+            email,
+            role,
+            time_zone,
+            password_hash,
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
@@ -55,7 +76,10 @@ pub async fn create(State(state): State<AppState>, auth: Auth, ApiJson(body): Ap
 pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<crate::dto::Page<UserView>>> {
     auth.require(Role::Agent)?;
     let users = state.store.list_users().await?;
-    Ok(Json(crate::dto::Page { items: users.iter().map(UserView::from).collect(), next_cursor: None }))
+    Ok(Json(crate::dto::Page {
+        items: users.iter().map(UserView::from).collect(),
+        next_cursor: None,
+    }))
 }
 
 /// Read a user (agents and above, or oneself).
@@ -65,7 +89,11 @@ pub async fn show(State(state): State<AppState>, auth: Auth, Path(id): Path<Stri
     if auth.user.id != id {
         auth.require(Role::Agent)?;
     }
-    let user = state.store.get_user(&id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let user = state
+        .store
+        .get_user(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(Json(UserView::from(&user)))
 }
 
@@ -92,7 +120,11 @@ pub async fn create_token(
     if name.is_empty() || name.chars().count() > 200 || name.contains('\0') {
         return Err(ApiError::invalid("name must be 1 to 200 characters"));
     }
-    let user = state.store.get_user(&id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let user = state
+        .store
+        .get_user(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     let secret = new_token_secret();
     let token = ApiToken {
         id: uuid::Uuid::now_v7().to_string(),
@@ -104,6 +136,12 @@ pub async fn create_token(
     state.store.create_token(token.clone()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(TokenCreated { id: token.id, user_id: user.id, name: token.name, token: secret, created_at: token.created_at.to_string() }),
+        Json(TokenCreated {
+            id: token.id,
+            user_id: user.id,
+            name: token.name,
+            token: secret,
+            created_at: token.created_at.to_string(),
+        }),
     ))
 }

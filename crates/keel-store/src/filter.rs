@@ -41,7 +41,11 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
         clauses.push(format!("major = {mark}"));
     }
     if let Some(text) = &filter.text {
-        let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         let mark = next(Bind::Text(format!("%{escaped}%")), &mut binds);
         clauses.push(format!("search LIKE {mark} ESCAPE '\\'"));
     }
@@ -50,6 +54,13 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
         clauses.push(format!("number < {mark}"));
     }
     let limit = next(Bind::Int(i64::from(page.limit)), &mut binds);
-    let where_clause = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
-    (format!("SELECT doc FROM incidents{where_clause} ORDER BY number DESC LIMIT {limit}"), binds)
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    (
+        format!("SELECT doc FROM incidents{where_clause} ORDER BY number DESC LIMIT {limit}"),
+        binds,
+    )
 }

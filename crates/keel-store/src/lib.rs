@@ -15,7 +15,10 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keel_domain::{Actor, Claimed, Command, DomainError, Entry, Incident, PriorityMatrix, RegistrationInput, Role, Timestamp, VerifyReport};
+use keel_domain::{
+    Actor, Claimed, Command, DomainError, Entry, Incident, PriorityMatrix, RegistrationInput, Role, Timestamp,
+    VerifyReport,
+};
 use serde::Serialize;
 
 pub use postgres::PostgresStore;
@@ -110,7 +113,10 @@ impl IncidentRef {
     /// Reads `42`, `INC-42` (any case) or an id.
     #[must_use]
     pub fn parse(text: &str) -> Self {
-        let digits = text.strip_prefix("INC-").or_else(|| text.strip_prefix("inc-")).unwrap_or(text);
+        let digits = text
+            .strip_prefix("INC-")
+            .or_else(|| text.strip_prefix("inc-"))
+            .unwrap_or(text);
         match digits.parse::<i64>() {
             Ok(number) => Self::Number(number),
             Err(_) => Self::Id(text.to_string()),
@@ -217,10 +223,14 @@ pub trait Store: Send + Sync + 'static {
 /// When the scheme is unknown or the database cannot be opened or migrated.
 pub async fn open(url: &str, clock: Arc<dyn Clock>, options: SqliteOptions) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(SqliteStore::open(std::path::Path::new(path), clock, options).await?))
+        Ok(Arc::new(
+            SqliteStore::open(std::path::Path::new(path), clock, options).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::connect(url, clock).await?))
     } else {
-        Err(StoreError::Other(format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…")))
+        Err(StoreError::Other(format!(
+            "unsupported database URL {url:?}: use sqlite://PATH or postgres://…"
+        )))
     }
 }

@@ -2,8 +2,8 @@
 //! hash at the head of its chain), run the domain's rules and produce the
 //! sealed entries and the new projection to store. Engines only add SQL.
 
-use keel_domain::timeline::{seal, GENESIS_HASH};
-use keel_domain::{apply, decide, register, Entry, Incident, Timestamp};
+use keel_domain::timeline::{GENESIS_HASH, seal};
+use keel_domain::{Entry, Incident, Timestamp, apply, decide, register};
 
 use crate::{ExecuteRequest, RegisterRequest, StoreError};
 
@@ -21,10 +21,21 @@ pub struct Planned {
 pub fn plan_registration(request: &RegisterRequest, number: i64, now: Timestamp) -> Result<Planned, StoreError> {
     request.claimed.check(now)?;
     let change = register(request.input.clone(), number, &request.actor, &request.matrix)?;
-    let entry = seal(&request.id, 1, GENESIS_HASH, &request.actor.user, now, request.claimed, &change);
+    let entry = seal(
+        &request.id,
+        1,
+        GENESIS_HASH,
+        &request.actor.user,
+        now,
+        request.claimed,
+        &change,
+    );
     let incident = apply(None, &request.id, 1, &request.actor.user, now, &change)
         .ok_or_else(|| StoreError::Other("registration produced no incident".into()))?;
-    Ok(Planned { entries: vec![entry], incident })
+    Ok(Planned {
+        entries: vec![entry],
+        incident,
+    })
 }
 
 /// Plans a command on `current`, whose chain ends in `head_hash`. `now` is
@@ -33,11 +44,19 @@ pub fn plan_registration(request: &RegisterRequest, number: i64, now: Timestamp)
 ///
 /// # Errors
 /// On a stale `If-Match` or when the domain refuses the command.
-pub fn plan_command(request: &ExecuteRequest, current: &Incident, head_hash: &str, now: Timestamp) -> Result<Planned, StoreError> {
-    if let Some(expected) = request.expected_version {
-        if expected != current.version {
-            return Err(StoreError::VersionMismatch { expected, current: current.version });
-        }
+pub fn plan_command(
+    request: &ExecuteRequest,
+    current: &Incident,
+    head_hash: &str,
+    now: Timestamp,
+) -> Result<Planned, StoreError> {
+    if let Some(expected) = request.expected_version
+        && expected != current.version
+    {
+        return Err(StoreError::VersionMismatch {
+            expected,
+            current: current.version,
+        });
     }
     request.claimed.check(now)?;
     let now = now.max(current.updated_at);
@@ -47,7 +66,15 @@ pub fn plan_command(request: &ExecuteRequest, current: &Incident, head_hash: &st
     let mut prev_hash = head_hash.to_string();
     for (offset, change) in changes.iter().enumerate() {
         let seq = current.version + offset as u64 + 1;
-        let entry = seal(&current.id, seq, &prev_hash, &request.actor.user, now, request.claimed, change);
+        let entry = seal(
+            &current.id,
+            seq,
+            &prev_hash,
+            &request.actor.user,
+            now,
+            request.claimed,
+            change,
+        );
         prev_hash.clone_from(&entry.hash);
         incident = apply(incident, &current.id, seq, &request.actor.user, now, change);
         entries.push(entry);

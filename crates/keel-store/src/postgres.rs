@@ -14,11 +14,11 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
-use crate::filter::{list_query, Bind};
-use crate::plan::{plan_command, plan_registration, search_text, Planned};
+use crate::filter::{Bind, list_query};
+use crate::plan::{Planned, plan_command, plan_registration, search_text};
 use crate::{
-    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, NewUser, Page, RegisterRequest,
-    Store, StoreError, User,
+    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, NewUser, Page,
+    RegisterRequest, Store, StoreError, User,
 };
 
 /// The schema, embedded in the binary. sqlx's migrator records what ran in
@@ -26,9 +26,20 @@ use crate::{
 fn migrator() -> Migrator {
     let migrations = [(1, "init", include_str!("../migrations/postgres/0001_init.sql"))]
         .into_iter()
-        .map(|(version, name, sql)| Migration::new(version, Cow::Borrowed(name), MigrationType::Simple, Cow::Borrowed(sql), false))
+        .map(|(version, name, sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(name),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
+        })
         .collect::<Vec<_>>();
-    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
 }
 
 /// A constant key for the advisory lock that serialises bootstrap.
@@ -66,7 +77,10 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        migrator().run(&pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        migrator()
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
         Ok(Self { pool, clock })
     }
 
@@ -96,7 +110,10 @@ fn incident_clause(incident: &IncidentRef) -> &'static str {
 
 fn entry_from_row(row: &PgRow) -> Result<Entry, StoreError> {
     let get_time = |name: &str| -> Result<Option<Timestamp>, StoreError> {
-        Ok(row.try_get::<Option<i64>, _>(name).map_err(map_err)?.map(Timestamp::from_micros))
+        Ok(row
+            .try_get::<Option<i64>, _>(name)
+            .map_err(map_err)?
+            .map(Timestamp::from_micros))
     };
     Ok(Entry {
         seq: u64::try_from(row.try_get::<i64, _>("seq").map_err(map_err)?).unwrap_or(0),
@@ -126,7 +143,8 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
 }
 
 const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
-const ENTRY_COLUMNS: &str = "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
+const ENTRY_COLUMNS: &str =
+    "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
 
 async fn insert_user(tx: &mut Transaction<'_, Postgres>, user: &NewUser, now: Timestamp) -> Result<User, StoreError> {
     sqlx::query(
@@ -244,11 +262,13 @@ async fn store_planned(tx: &mut Transaction<'_, Postgres>, planned: &Planned, is
 }
 
 async fn read_timeline(pool: &PgPool, incident_id: &str) -> Result<Vec<Entry>, StoreError> {
-    let rows = sqlx::query(&format!("SELECT {ENTRY_COLUMNS} FROM timeline_entries WHERE incident_id = $1 ORDER BY seq"))
-        .bind(incident_id)
-        .fetch_all(pool)
-        .await
-        .map_err(map_err)?;
+    let rows = sqlx::query(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM timeline_entries WHERE incident_id = $1 ORDER BY seq"
+    ))
+    .bind(incident_id)
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
     rows.iter().map(entry_from_row).collect()
 }
 
@@ -275,8 +295,15 @@ impl Store for PostgresStore {
 
     async fn bootstrap_admin(&self, admin: NewUser, token: ApiToken) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(BOOTSTRAP_LOCK).execute(&mut *tx).await.map_err(map_err)?;
-        let n_users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(BOOTSTRAP_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let n_users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
         if n_users > 0 {
             return Ok(false);
         }
@@ -303,7 +330,10 @@ impl Store for PostgresStore {
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name, id")).fetch_all(&self.pool).await.map_err(map_err)?;
+        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name, id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -336,7 +366,10 @@ impl Store for PostgresStore {
 
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let number: i64 = sqlx::query_scalar("SELECT nextval('incident_number_seq')").fetch_one(&mut *tx).await.map_err(map_err)?;
+        let number: i64 = sqlx::query_scalar("SELECT nextval('incident_number_seq')")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
         let planned = plan_registration(&request, number, self.clock.now())?;
         store_planned(&mut tx, &planned, true).await?;
         tx.commit().await.map_err(map_err)?;
@@ -345,24 +378,40 @@ impl Store for PostgresStore {
 
     async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let sql = format!("SELECT doc, head_hash FROM incidents WHERE {} FOR UPDATE", incident_clause(&request.incident));
-        let row = bind_incident(sqlx::query(&sql), &request.incident).fetch_optional(&mut *tx).await.map_err(map_err)?;
+        let sql = format!(
+            "SELECT doc, head_hash FROM incidents WHERE {} FOR UPDATE",
+            incident_clause(&request.incident)
+        );
+        let row = bind_incident(sqlx::query(&sql), &request.incident)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
         let row = row.ok_or_else(|| StoreError::NotFound("incident".into()))?;
         let current: Incident = row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0;
         let head_hash: String = row.try_get("head_hash").map_err(map_err)?;
         let planned = plan_command(&request, &current, &head_hash, self.clock.now())?;
         if planned.entries.is_empty() {
-            return Ok(Executed { incident: current, entries: Vec::new() });
+            return Ok(Executed {
+                incident: current,
+                entries: Vec::new(),
+            });
         }
         store_planned(&mut tx, &planned, false).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(Executed { incident: planned.incident, entries: planned.entries })
+        Ok(Executed {
+            incident: planned.incident,
+            entries: planned.entries,
+        })
     }
 
     async fn get_incident(&self, incident: &IncidentRef) -> Result<Option<Incident>, StoreError> {
         let sql = format!("SELECT doc FROM incidents WHERE {}", incident_clause(incident));
-        let row = bind_incident(sqlx::query(&sql), incident).fetch_optional(&self.pool).await.map_err(map_err)?;
-        row.map(|row| Ok(row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0)).transpose()
+        let row = bind_incident(sqlx::query(&sql), incident)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.map(|row| Ok(row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0))
+            .transpose()
     }
 
     async fn list_incidents(&self, filter: &IncidentFilter, page: Page) -> Result<Vec<Incident>, StoreError> {
@@ -376,17 +425,28 @@ impl Store for PostgresStore {
             };
         }
         let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
-        rows.iter().map(|row| Ok(row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0)).collect()
+        rows.iter()
+            .map(|row| Ok(row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0))
+            .collect()
     }
 
     async fn timeline(&self, incident: &IncidentRef) -> Result<Vec<Entry>, StoreError> {
-        let current = self.get_incident(incident).await?.ok_or_else(|| StoreError::NotFound("incident".into()))?;
+        let current = self
+            .get_incident(incident)
+            .await?
+            .ok_or_else(|| StoreError::NotFound("incident".into()))?;
         read_timeline(&self.pool, &current.id).await
     }
 
     async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError> {
-        let sql = format!("SELECT id, number, version, head_hash FROM incidents WHERE {}", incident_clause(incident));
-        let row = bind_incident(sqlx::query(&sql), incident).fetch_optional(&self.pool).await.map_err(map_err)?;
+        let sql = format!(
+            "SELECT id, number, version, head_hash FROM incidents WHERE {}",
+            incident_clause(incident)
+        );
+        let row = bind_incident(sqlx::query(&sql), incident)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
         let row = row.ok_or_else(|| StoreError::NotFound("incident".into()))?;
         verify_one(&self.pool, &row).await
     }
@@ -400,13 +460,16 @@ impl Store for PostgresStore {
         for row in &rows {
             results.push(verify_one(&self.pool, row).await?);
         }
-        let orphans: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM timeline_entries WHERE incident_id NOT IN (SELECT id FROM incidents)")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let orphans: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM timeline_entries WHERE incident_id NOT IN (SELECT id FROM incidents)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
         if orphans > 0 {
-            return Err(StoreError::Other(format!("{orphans} timeline entries belong to no incident")));
+            return Err(StoreError::Other(format!(
+                "{orphans} timeline entries belong to no incident"
+            )));
         }
         Ok(results)
     }

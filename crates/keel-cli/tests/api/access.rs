@@ -18,10 +18,27 @@ async fn calls_without_a_valid_token_get_401(engine: Engine) {
     let a = &app.agent;
     let none = a.send(a.http.get(format!("{}/api/v1/incidents", a.base)), None).await;
     none.problem(401);
-    assert_eq!(none.headers.get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
-    let wrong = a.send(a.http.get(format!("{}/api/v1/incidents", a.base)).bearer_auth("keel_not-a-token"), None).await;
+    assert_eq!(
+        none.headers.get("www-authenticate").and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let wrong = a
+        .send(
+            a.http
+                .get(format!("{}/api/v1/incidents", a.base))
+                .bearer_auth("keel_not-a-token"),
+            None,
+        )
+        .await;
     wrong.problem(401);
-    let basic = a.send(a.http.get(format!("{}/api/v1/incidents", a.base)).basic_auth("a", Some("b")), None).await;
+    let basic = a
+        .send(
+            a.http
+                .get(format!("{}/api/v1/incidents", a.base))
+                .basic_auth("a", Some("b")),
+            None,
+        )
+        .await;
     basic.problem(401);
     for path in ["/api/v1/users", "/api/v1/me", "/api/v1/incidents/1/timeline"] {
         a.send(a.http.get(format!("{}{path}", a.base)), None).await.problem(401);
@@ -38,27 +55,68 @@ async fn roles_limit_what_each_caller_may_do(engine: Engine) {
     assert_eq!(created.status, 201);
     assert_eq!(created.body["role"], "agent");
     app.admin.post("/api/v1/users", new_user).await.problem(409);
-    app.admin.post("/api/v1/users", json!({"name": "X", "email": "x@example.test", "role": "king"})).await.problem(422);
+    app.admin
+        .post(
+            "/api/v1/users",
+            json!({"name": "X", "email": "x@example.test", "role": "king"}),
+        )
+        .await
+        .problem(422);
     app.user.get("/api/v1/users").await.problem(403);
-    assert!(app.agent.get("/api/v1/users").await.ok()["items"].as_array().is_some_and(|u| u.len() >= 6));
+    assert!(
+        app.agent.get("/api/v1/users").await.ok()["items"]
+            .as_array()
+            .is_some_and(|u| u.len() >= 6)
+    );
     let me = app.user.get("/api/v1/me").await;
     assert_eq!(me.ok()["role"], "end_user");
     // Tokens: for oneself, or by an admin.
-    let own = app.user.post(&format!("/api/v1/users/{}/tokens", app.user.id), json!({"name": "laptop"})).await;
+    let own = app
+        .user
+        .post(
+            &format!("/api/v1/users/{}/tokens", app.user.id),
+            json!({"name": "laptop"}),
+        )
+        .await;
     assert!(own.ok()["token"].as_str().is_some_and(|t| t.starts_with("keel_")));
-    app.user.post(&format!("/api/v1/users/{}/tokens", app.agent.id), json!({"name": "steal"})).await.problem(403);
-    let minted = app.admin.post(&format!("/api/v1/users/{}/tokens", app.agent.id), json!({"name": "ci"})).await;
+    app.user
+        .post(
+            &format!("/api/v1/users/{}/tokens", app.agent.id),
+            json!({"name": "steal"}),
+        )
+        .await
+        .problem(403);
+    let minted = app
+        .admin
+        .post(&format!("/api/v1/users/{}/tokens", app.agent.id), json!({"name": "ci"}))
+        .await;
     let secret = minted.ok()["token"].as_str().expect("token").to_string();
-    let as_agent = crate::harness::Caller { token: secret, ..app.agent.clone() };
+    let as_agent = crate::harness::Caller {
+        token: secret,
+        ..app.agent.clone()
+    };
     assert_eq!(as_agent.get("/api/v1/me").await.ok()["id"], json!(app.agent.id));
     // End users cannot run the agent's actions, even on their own incident.
     let own_incident = app.user.incident(json!({"title": "My laptop will not boot"})).await;
     assert_eq!(own_incident["owner"], json!(app.user.id));
     app.user.act(&own_incident, "accept", json!({})).await.problem(403);
-    app.user.post("/api/v1/incidents", json!({"title": "x", "team": "dba"})).await.problem(403);
+    app.user
+        .post("/api/v1/incidents", json!({"title": "x", "team": "dba"}))
+        .await
+        .problem(403);
     let id = own_incident["id"].as_str().expect("id");
-    app.user.call(reqwest::Method::PATCH, &format!("/api/v1/incidents/{id}"), Some(json!({"urgency": 1}))).await.problem(403);
-    app.user.get(&format!("/api/v1/incidents/{id}/verify")).await.problem(403);
+    app.user
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/incidents/{id}"),
+            Some(json!({"urgency": 1})),
+        )
+        .await
+        .problem(403);
+    app.user
+        .get(&format!("/api/v1/incidents/{id}/verify"))
+        .await
+        .problem(403);
 }
 
 async fn end_users_see_only_their_own_incidents_and_public_notes(engine: Engine) {
@@ -67,36 +125,102 @@ async fn end_users_see_only_their_own_incidents_and_public_notes(engine: Engine)
     let theirs = app.other_user.incident(json!({"title": "Other user's issue"})).await;
     let staff = app.agent.incident(json!({"title": "Core switch flapping"})).await;
     let listed = app.user.get("/api/v1/incidents").await;
-    let titles: Vec<&str> = listed.ok()["items"].as_array().expect("items").iter().filter_map(|i| i["title"].as_str()).collect();
+    let titles: Vec<&str> = listed.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["title"].as_str())
+        .collect();
     assert_eq!(titles, ["Cannot print payslips"]);
     for other in [&theirs, &staff] {
         let id = other["id"].as_str().expect("id");
         app.user.get(&format!("/api/v1/incidents/{id}")).await.problem(404);
-        app.user.get(&format!("/api/v1/incidents/{id}/timeline")).await.problem(404);
-        app.user.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "hello?", "visibility": "public"})).await.problem(404);
+        app.user
+            .get(&format!("/api/v1/incidents/{id}/timeline"))
+            .await
+            .problem(404);
+        app.user
+            .post(
+                &format!("/api/v1/incidents/{id}/comments"),
+                json!({"body": "hello?", "visibility": "public"}),
+            )
+            .await
+            .problem(404);
     }
     let id = mine["id"].as_str().expect("id");
-    app.agent.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "user seems confused", "visibility": "internal"})).await.ok();
-    app.agent.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "We are on it", "visibility": "public"})).await.ok();
-    let reply = app.user.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "thanks"})).await;
-    assert_eq!(reply.ok()["data"]["visibility"], "public", "end users' comments are public");
-    app.user.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "psst", "visibility": "internal"})).await.problem(403);
+    app.agent
+        .post(
+            &format!("/api/v1/incidents/{id}/comments"),
+            json!({"body": "user seems confused", "visibility": "internal"}),
+        )
+        .await
+        .ok();
+    app.agent
+        .post(
+            &format!("/api/v1/incidents/{id}/comments"),
+            json!({"body": "We are on it", "visibility": "public"}),
+        )
+        .await
+        .ok();
+    let reply = app
+        .user
+        .post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "thanks"}))
+        .await;
+    assert_eq!(
+        reply.ok()["data"]["visibility"],
+        "public",
+        "end users' comments are public"
+    );
+    app.user
+        .post(
+            &format!("/api/v1/incidents/{id}/comments"),
+            json!({"body": "psst", "visibility": "internal"}),
+        )
+        .await
+        .problem(403);
     let seen = app.user.get(&format!("/api/v1/incidents/{id}/timeline")).await;
-    let bodies: Vec<&str> = seen.ok()["items"].as_array().expect("items").iter().filter_map(|e| e["data"]["body"].as_str()).collect();
+    let bodies: Vec<&str> = seen.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["data"]["body"].as_str())
+        .collect();
     assert_eq!(bodies, ["We are on it", "thanks"]);
     let staff_view = app.agent.get(&format!("/api/v1/incidents/{id}/timeline")).await;
     assert_eq!(staff_view.ok()["items"].as_array().map(Vec::len), Some(4));
     // The reporter confirms the resolution by closing.
-    app.agent.act(&mine, "resolve", json!({"code": "fixed", "notes": "driver reinstalled"})).await.ok();
-    assert_eq!(app.user.act(&mine, "close", json!({"note": "works now"})).await.ok()["state"], "closed");
+    app.agent
+        .act(
+            &mine,
+            "resolve",
+            json!({"code": "fixed", "notes": "driver reinstalled"}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        app.user.act(&mine, "close", json!({"note": "works now"})).await.ok()["state"],
+        "closed"
+    );
 }
 
 async fn tokens_are_stored_only_as_hashes(engine: Engine) {
     let app = App::start(engine).await;
     let secret = app.agent.token.clone();
-    let stored = app.db.scalar(&format!("SELECT COUNT(*) || '' FROM api_tokens WHERE token_hash = '{secret}'")).await;
-    assert_eq!(stored.as_deref(), Some("0"), "the secret itself is nowhere in the table");
+    let stored = app
+        .db
+        .scalar(&format!(
+            "SELECT COUNT(*) || '' FROM api_tokens WHERE token_hash = '{secret}'"
+        ))
+        .await;
+    assert_eq!(
+        stored.as_deref(),
+        Some("0"),
+        "the secret itself is nowhere in the table"
+    );
     let hash = keel_http::hash_token(&secret);
-    let found = app.db.scalar(&format!("SELECT user_id FROM api_tokens WHERE token_hash = '{hash}'")).await;
+    let found = app
+        .db
+        .scalar(&format!("SELECT user_id FROM api_tokens WHERE token_hash = '{hash}'"))
+        .await;
     assert_eq!(found, Some(app.agent.id.clone()));
 }

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::harness::{App, Database, Engine};
 use crate::on_both_engines;
@@ -14,7 +14,10 @@ use crate::timeline::{drop_guards, rewrite_entry};
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 struct Server {
@@ -27,8 +30,18 @@ impl Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut command = Command::new(KEEL);
-        command.arg("serve").arg("--listen").arg(&listen).args(args).stdout(Stdio::piped()).stderr(Stdio::null());
-        command.env_remove("KEEL_BOOTSTRAP_TOKEN").env_remove("KEEL_DATABASE_URL").env_remove("KEEL_DATA_DIR").env_remove("KEEL_CONFIG");
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(&listen)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        command
+            .env_remove("KEEL_BOOTSTRAP_TOKEN")
+            .env_remove("KEEL_DATABASE_URL")
+            .env_remove("KEEL_DATA_DIR")
+            .env_remove("KEEL_CONFIG");
         for (key, value) in envs {
             command.env(key, value);
         }
@@ -36,10 +49,10 @@ impl Server {
         let base = format!("http://{listen}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
-                if r.status() == 200 {
-                    break;
-                }
+            if let Ok(r) = reqwest::get(format!("{base}/readyz")).await
+                && r.status() == 200
+            {
+                break;
             }
             assert!(Instant::now() < deadline, "keel serve did not become ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -51,8 +64,13 @@ impl Server {
     fn stop(mut self) -> (bool, String) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let output = std::mem::replace(&mut self.child, Command::new("true").spawn().expect("placeholder")).wait_with_output().expect("wait");
-        (output.status.success(), String::from_utf8_lossy(&output.stdout).to_string())
+        let output = std::mem::replace(&mut self.child, Command::new("true").spawn().expect("placeholder"))
+            .wait_with_output()
+            .expect("wait");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+        )
     }
 }
 
@@ -64,14 +82,23 @@ impl Drop for Server {
 }
 
 fn cli(base: &str, token: &str, args: &[&str]) -> Output {
-    Command::new(KEEL).args(args).env("KEEL_SERVER", base).env("KEEL_TOKEN", token).output().expect("keel runs")
+    Command::new(KEEL)
+        .args(args)
+        .env("KEEL_SERVER", base)
+        .env("KEEL_TOKEN", token)
+        .output()
+        .expect("keel runs")
 }
 
 fn cli_json(base: &str, token: &str, args: &[&str]) -> Value {
     let mut all: Vec<&str> = args.to_vec();
     all.push("--json");
     let output = cli(base, token, &all);
-    assert!(output.status.success(), "keel {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "keel {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("--json prints JSON")
 }
 
@@ -82,9 +109,28 @@ async fn serve_bootstraps_an_admin_once_and_survives_restart_and_sigterm() {
     let data = data_dir.to_str().expect("utf-8 path");
     let server = Server::start(&["--data-dir", data], &[]).await;
     let token_file = data_dir.join("admin-token");
-    let token = std::fs::read_to_string(&token_file).expect("admin-token written").trim().to_string();
-    assert_eq!(std::fs::metadata(&token_file).expect("metadata").permissions().mode() & 0o777, 0o600);
-    let created = cli_json(&server.base, &token, &["incident", "create", "--title", "Wi-Fi down on floor 3", "--impact", "2", "--urgency", "1"]);
+    let token = std::fs::read_to_string(&token_file)
+        .expect("admin-token written")
+        .trim()
+        .to_string();
+    assert_eq!(
+        std::fs::metadata(&token_file).expect("metadata").permissions().mode() & 0o777,
+        0o600
+    );
+    let created = cli_json(
+        &server.base,
+        &token,
+        &[
+            "incident",
+            "create",
+            "--title",
+            "Wi-Fi down on floor 3",
+            "--impact",
+            "2",
+            "--urgency",
+            "1",
+        ],
+    );
     assert_eq!(created["priority"], "P2");
     let (clean, stdout) = server.stop();
     assert!(clean, "SIGTERM exits 0");
@@ -92,7 +138,10 @@ async fn serve_bootstraps_an_admin_once_and_survives_restart_and_sigterm() {
 
     let again = Server::start(&["--data-dir", data], &[]).await;
     let listed = cli_json(&again.base, &token, &["incident", "list"]);
-    assert_eq!(listed["items"][0]["title"], "Wi-Fi down on floor 3", "data survives a restart");
+    assert_eq!(
+        listed["items"][0]["title"], "Wi-Fi down on floor 3",
+        "data survives a restart"
+    );
     let (clean, stdout) = again.stop();
     assert!(clean);
     assert!(!stdout.contains("keel_"), "no second admin token on restart: {stdout}");
@@ -105,31 +154,74 @@ async fn the_cli_drives_an_incident_from_registration_to_closure() {
     let secret = "keel_cli_test_bootstrap_token_0001";
     let server = Server::start(&["--data-dir", &data], &[("KEEL_BOOTSTRAP_TOKEN", secret)]).await;
     let base = server.base.clone();
-    let created = cli_json(&base, secret, &["incident", "create", "--title", "Badge readers offline", "--service", "facilities"]);
+    let created = cli_json(
+        &base,
+        secret,
+        &[
+            "incident",
+            "create",
+            "--title",
+            "Badge readers offline",
+            "--service",
+            "facilities",
+        ],
+    );
     let number = format!("INC-{}", created["number"]);
     for (args, state) in [
         (vec!["incident", "accept", number.as_str()], "accepted"),
-        (vec!["incident", "hold", number.as_str(), "--reason", "awaiting_supplier"], "on_hold"),
+        (
+            vec!["incident", "hold", number.as_str(), "--reason", "awaiting_supplier"],
+            "on_hold",
+        ),
         (vec!["incident", "resume", number.as_str()], "accepted"),
-        (vec!["incident", "resolve", number.as_str(), "--code", "fixed", "--notes", "controller rebooted"], "resolved"),
+        (
+            vec![
+                "incident",
+                "resolve",
+                number.as_str(),
+                "--code",
+                "fixed",
+                "--notes",
+                "controller rebooted",
+            ],
+            "resolved",
+        ),
         (vec!["incident", "close", number.as_str()], "closed"),
     ] {
         assert_eq!(cli_json(&base, secret, &args)["state"], state, "{args:?}");
     }
     let refused = cli(&base, secret, &["incident", "accept", &number]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("409"), "the error names the conflict");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("409"),
+        "the error names the conflict"
+    );
     let table = cli(&base, secret, &["incident", "list", "--state", "closed"]);
     let table = String::from_utf8_lossy(&table.stdout);
-    assert!(table.contains("NUMBER") && table.contains(&number) && table.contains("Badge readers offline"), "{table}");
+    assert!(
+        table.contains("NUMBER") && table.contains(&number) && table.contains("Badge readers offline"),
+        "{table}"
+    );
     let timeline = cli(&base, secret, &["incident", "timeline", &number]);
     let timeline = String::from_utf8_lossy(&timeline.stdout);
-    assert!(timeline.contains("put_on_hold") && timeline.contains("awaiting_supplier"), "{timeline}");
-    let comment = cli_json(&base, secret, &["incident", "comment", &number, "all good now", "--public"]);
+    assert!(
+        timeline.contains("put_on_hold") && timeline.contains("awaiting_supplier"),
+        "{timeline}"
+    );
+    let comment = cli_json(
+        &base,
+        secret,
+        &["incident", "comment", &number, "all good now", "--public"],
+    );
     assert_eq!(comment["data"]["visibility"], "public");
     let verified = cli(&base, secret, &["incident", "verify", &number]);
     assert!(verified.status.success());
-    let no_token = Command::new(KEEL).args(["incident", "list"]).env("KEEL_SERVER", &base).env_remove("KEEL_TOKEN").output().expect("runs");
+    let no_token = Command::new(KEEL)
+        .args(["incident", "list"])
+        .env("KEEL_SERVER", &base)
+        .env_remove("KEEL_TOKEN")
+        .output()
+        .expect("runs");
     assert_eq!(no_token.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("KEEL_TOKEN"));
 }
@@ -140,12 +232,27 @@ async fn several_nodes_share_one_postgres_database() {
     let secret = "keel_multi_node_bootstrap_token_01";
     let envs = [("KEEL_BOOTSTRAP_TOKEN", secret), ("KEEL_DATABASE_URL", db.url.as_str())];
     let (a, b) = tokio::join!(Server::start(&[], &envs), Server::start(&[], &envs));
-    assert_eq!(db.scalar("SELECT COUNT(*)::text FROM users").await.as_deref(), Some("1"), "one admin, however many nodes start");
-    let created = cli_json(&a.base, secret, &["incident", "create", "--title", "Seen from both nodes"]);
-    let shown = cli_json(&b.base, secret, &["incident", "show", &created["id"].as_str().expect("id").to_string()]);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*)::text FROM users").await.as_deref(),
+        Some("1"),
+        "one admin, however many nodes start"
+    );
+    let created = cli_json(
+        &a.base,
+        secret,
+        &["incident", "create", "--title", "Seen from both nodes"],
+    );
+    let shown = cli_json(
+        &b.base,
+        secret,
+        &["incident", "show", created["id"].as_str().expect("id")],
+    );
     assert_eq!(shown["title"], "Seen from both nodes");
     cli_json(&b.base, secret, &["incident", "accept", &created["number"].to_string()]);
-    assert_eq!(cli_json(&a.base, secret, &["incident", "show", &created["number"].to_string()])["state"], "accepted");
+    assert_eq!(
+        cli_json(&a.base, secret, &["incident", "show", &created["number"].to_string()])["state"],
+        "accepted"
+    );
     assert!(a.stop().0 && b.stop().0);
 }
 
@@ -158,15 +265,28 @@ async fn offline_verify_names_the_broken_incident_and_entry(engine: Engine) {
     let bad = a.incident(json!({"title": "Rewritten"})).await;
     for inc in [&good, &bad] {
         let id = inc["id"].as_str().expect("id");
-        a.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "first"})).await.ok();
-        a.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "second"})).await.ok();
+        a.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "first"}))
+            .await
+            .ok();
+        a.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "second"}))
+            .await
+            .ok();
     }
-    let verify = || Command::new(KEEL).args(["verify", "--database-url", &app.db.url]).env_remove("KEEL_CONFIG").output().expect("keel verify runs");
+    let verify = || {
+        Command::new(KEEL)
+            .args(["verify", "--database-url", &app.db.url])
+            .env_remove("KEEL_CONFIG")
+            .output()
+            .expect("keel verify runs")
+    };
     let clean = verify();
     assert!(clean.status.success(), "{}", String::from_utf8_lossy(&clean.stdout));
     assert!(String::from_utf8_lossy(&clean.stdout).contains("2 incidents"));
     app.db.raw(drop_guards(engine)).await.expect("drop guards");
-    app.db.raw(&rewrite_entry(engine, bad["id"].as_str().expect("id"), 2)).await.expect("tamper");
+    app.db
+        .raw(&rewrite_entry(engine, bad["id"].as_str().expect("id"), 2))
+        .await
+        .expect("tamper");
     let broken = verify();
     assert_eq!(broken.status.code(), Some(1), "a broken chain exits non-zero");
     let report = String::from_utf8_lossy(&broken.stdout);

@@ -10,7 +10,10 @@ use serde_json::json;
 use crate::harness::{App, Engine, Node};
 use crate::on_both_engines;
 
-on_both_engines!(concurrent_writers_never_lose_or_fork_an_entry, concurrent_registrations_get_distinct_numbers);
+on_both_engines!(
+    concurrent_writers_never_lose_or_fork_an_entry,
+    concurrent_registrations_get_distinct_numbers
+);
 
 async fn nodes(app: &App) -> Vec<Node> {
     let n_extra = if app.db.engine == Engine::Postgres { 2 } else { 0 };
@@ -37,10 +40,17 @@ async fn concurrent_writers_never_lose_or_fork_an_entry(engine: Engine) {
         tasks.push(tokio::spawn(async move {
             let mut accepted = 0;
             for n in 0..per_writer {
-                let answer = caller.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": format!("writer {w} note {n}")})).await;
+                let answer = caller
+                    .post(
+                        &format!("/api/v1/incidents/{id}/comments"),
+                        json!({"body": format!("writer {w} note {n}")}),
+                    )
+                    .await;
                 assert_eq!(answer.status, 201, "{}", answer.body);
                 if n == 0 {
-                    let accept = caller.post(&format!("/api/v1/incidents/{id}/actions/accept"), json!({})).await;
+                    let accept = caller
+                        .post(&format!("/api/v1/incidents/{id}/actions/accept"), json!({}))
+                        .await;
                     assert!(matches!(accept.status.as_u16(), 200 | 409), "{}", accept.body);
                     if accept.status == 200 {
                         accepted += 1;
@@ -57,9 +67,17 @@ async fn concurrent_writers_never_lose_or_fork_an_entry(engine: Engine) {
     assert_eq!(n_accepted, 1, "exactly one of the racing accepts wins");
     let timeline = app.agent.get(&format!("/api/v1/incidents/{id}/timeline")).await;
     let items = timeline.ok()["items"].as_array().expect("items").clone();
-    assert_eq!(items.len(), 1 + writers * per_writer + 1, "every acknowledged write is there");
+    assert_eq!(
+        items.len(),
+        1 + writers * per_writer + 1,
+        "every acknowledged write is there"
+    );
     let seqs: Vec<i64> = items.iter().filter_map(|e| e["seq"].as_i64()).collect();
-    assert_eq!(seqs, (1..=items.len() as i64).collect::<Vec<_>>(), "sequence numbers have no gaps or repeats");
+    assert_eq!(
+        seqs,
+        (1..=items.len() as i64).collect::<Vec<_>>(),
+        "sequence numbers have no gaps or repeats"
+    );
     let bodies: HashSet<&str> = items.iter().filter_map(|e| e["data"]["body"].as_str()).collect();
     assert_eq!(bodies.len(), writers * per_writer);
     let verify = app.agent.get(&format!("/api/v1/incidents/{id}/verify")).await;
@@ -77,7 +95,11 @@ async fn concurrent_registrations_get_distinct_numbers(engine: Engine) {
         tasks.push(tokio::spawn(async move {
             let mut numbers = Vec::new();
             for n in 0..10 {
-                numbers.push(caller.incident(json!({"title": format!("burst {t}/{n}")})).await["number"].as_i64().expect("number"));
+                numbers.push(
+                    caller.incident(json!({"title": format!("burst {t}/{n}")})).await["number"]
+                        .as_i64()
+                        .expect("number"),
+                );
             }
             numbers
         }));

@@ -3,14 +3,14 @@
 //! driven by a real HTTP client. PostgreSQL is required: when it cannot be
 //! reached the tests fail, they never skip.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use keel_domain::{PriorityMatrix, Role};
-use keel_http::{hash_token, new_id, new_token_secret, AppState, HttpConfig};
+use keel_http::{AppState, HttpConfig, hash_token, new_id, new_token_secret};
 use keel_store::{ApiToken, Clock, NewUser, SqliteOptions, Store, SystemClock};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
@@ -25,7 +25,9 @@ pub fn postgres_admin_url() -> String {
 
 fn with_database(url: &str, name: &str) -> String {
     match url.rfind('/') {
-        Some(idx) if url[..idx].contains('@') || url[..idx].ends_with(char::is_numeric) => format!("{}/{name}", &url[..idx]),
+        Some(idx) if url[..idx].contains('@') || url[..idx].ends_with(char::is_numeric) => {
+            format!("{}/{name}", &url[..idx])
+        }
         _ => format!("{url}/{name}"),
     }
 }
@@ -46,18 +48,38 @@ impl Database {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
                 let url = format!("sqlite://{}", dir.path().join("keel.db").display());
-                Database { engine, url, name: String::new(), _dir: Some(dir) }
+                Database {
+                    engine,
+                    url,
+                    name: String::new(),
+                    _dir: Some(dir),
+                }
             }
             Engine::Postgres => {
                 let admin = postgres_admin_url();
-                let name = format!("keel_test_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+                let name = format!(
+                    "keel_test_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst)
+                );
                 let pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
                     panic!("PostgreSQL is required by the test suite and is not reachable at {admin}: {e}. Start it or set KEEL_TEST_POSTGRES_URL.")
                 });
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.expect("drop stale database");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create test database");
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&pool)
+                    .await
+                    .expect("drop stale database");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&pool)
+                    .await
+                    .expect("create test database");
                 pool.close().await;
-                Database { engine, url: with_database(&admin, &name), name, _dir: None }
+                Database {
+                    engine,
+                    url: with_database(&admin, &name),
+                    name,
+                    _dir: None,
+                }
             }
         }
     }
@@ -70,7 +92,8 @@ impl Database {
                 let sql = sql.to_string();
                 tokio::task::spawn_blocking(move || {
                     let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
-                    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| e.to_string())?;
+                    conn.busy_timeout(std::time::Duration::from_secs(10))
+                        .map_err(|e| e.to_string())?;
                     conn.execute_batch(&sql).map_err(|e| e.to_string())
                 })
                 .await
@@ -78,7 +101,11 @@ impl Database {
             }
             Engine::Postgres => {
                 let pool = sqlx::PgPool::connect(&self.url).await.map_err(|e| e.to_string())?;
-                let result = sqlx::raw_sql(sql).execute(&pool).await.map(|_| ()).map_err(|e| e.to_string());
+                let result = sqlx::raw_sql(sql)
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
                 pool.close().await;
                 result
             }
@@ -93,7 +120,9 @@ impl Database {
                 let sql = sql.to_string();
                 tokio::task::spawn_blocking(move || {
                     let conn = rusqlite::Connection::open(path).ok()?;
-                    conn.query_row(&sql, [], |row| row.get::<_, Option<String>>(0)).ok().flatten()
+                    conn.query_row(&sql, [], |row| row.get::<_, Option<String>>(0))
+                        .ok()
+                        .flatten()
                 })
                 .await
                 .expect("blocking task")
@@ -117,10 +146,16 @@ impl Drop for Database {
         let name = self.name.clone();
         // Drop runs inside the test's runtime; use a thread with its own.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
                 let pool = sqlx::PgPool::connect(&admin).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&pool)
+                    .await
+                    .ok()?;
                 pool.close().await;
                 Some(())
             })
@@ -145,7 +180,9 @@ impl Drop for Node {
 impl Node {
     pub async fn start(db: &Database, config: HttpConfig) -> Node {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store = keel_store::open(&db.url, Arc::clone(&clock), SqliteOptions::default()).await.expect("open store");
+        let store = keel_store::open(&db.url, Arc::clone(&clock), SqliteOptions::default())
+            .await
+            .expect("open store");
         let state = AppState::new(Arc::clone(&store), clock, PriorityMatrix::default());
         let router = keel_http::router(state, &config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -177,7 +214,13 @@ impl Answer {
     /// Asserts a problem+json error with this status.
     #[track_caller]
     pub fn problem(&self, status: u16) -> &str {
-        assert_eq!(self.status.as_u16(), status, "expected {status}, got {}: {}", self.status, self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {status}, got {}: {}",
+            self.status,
+            self.body
+        );
         assert_eq!(
             self.headers.get("content-type").and_then(|v| v.to_str().ok()),
             Some("application/problem+json"),
@@ -189,14 +232,25 @@ impl Answer {
 
     #[track_caller]
     pub fn ok(&self) -> &Value {
-        assert!(self.status.is_success(), "expected success, got {}: {}", self.status, self.body);
+        assert!(
+            self.status.is_success(),
+            "expected success, got {}: {}",
+            self.status,
+            self.body
+        );
         &self.body
     }
 }
 
 impl Caller {
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        self.send(self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token), body).await
+        self.send(
+            self.http
+                .request(method, format!("{}{path}", self.base))
+                .bearer_auth(&self.token),
+            body,
+        )
+        .await
     }
 
     pub async fn send(&self, mut request: reqwest::RequestBuilder, body: Option<Value>) -> Answer {
@@ -228,12 +282,16 @@ impl Caller {
 
     pub async fn act(&self, id: &Value, action: &str, body: Value) -> Answer {
         let key = id["id"].as_str().expect("incident id").to_string();
-        self.post(&format!("/api/v1/incidents/{key}/actions/{action}"), body).await
+        self.post(&format!("/api/v1/incidents/{key}/actions/{action}"), body)
+            .await
     }
 
     /// The same caller talking to another node.
     pub fn on(&self, node: &Node) -> Caller {
-        Caller { base: node.base.clone(), ..self.clone() }
+        Caller {
+            base: node.base.clone(),
+            ..self.clone()
+        }
     }
 }
 
@@ -251,7 +309,14 @@ pub struct App {
 pub async fn make_caller(store: &dyn Store, base: &str, role: Role, name: &str) -> Caller {
     let id = new_id();
     store
-        .create_user(NewUser { id: id.clone(), name: name.into(), email: format!("{id}@example.test"), role, time_zone: None, password_hash: None })
+        .create_user(NewUser {
+            id: id.clone(),
+            name: name.into(),
+            email: format!("{id}@example.test"),
+            role,
+            time_zone: None,
+            password_hash: None,
+        })
         .await
         .expect("create user");
     let secret = new_token_secret();
@@ -265,7 +330,12 @@ pub async fn make_caller(store: &dyn Store, base: &str, role: Role, name: &str) 
         })
         .await
         .expect("create token");
-    Caller { id, token: secret, base: base.to_string(), http: reqwest::Client::new() }
+    Caller {
+        id,
+        token: secret,
+        base: base.to_string(),
+        http: reqwest::Client::new(),
+    }
 }
 
 impl App {

@@ -7,7 +7,11 @@ use serde_json::json;
 use crate::harness::{App, Engine};
 use crate::on_both_engines;
 
-on_both_engines!(bad_bodies_get_clear_problems_and_write_nothing, oversized_bodies_get_413, unknown_ids_and_actions_get_404);
+on_both_engines!(
+    bad_bodies_get_clear_problems_and_write_nothing,
+    oversized_bodies_get_413,
+    unknown_ids_and_actions_get_404
+);
 
 async fn bad_bodies_get_clear_problems_and_write_nothing(engine: Engine) {
     let app = App::start(engine).await;
@@ -23,21 +27,51 @@ async fn bad_bodies_get_clear_problems_and_write_nothing(engine: Engine) {
         (r#"{"description": "no title"}"#, 422, "missing field `title`"),
         (r#"{"title": "x", "observed_at": "yesterday"}"#, 422, "observed_at"),
         (r#"{"title": "x", "source": "gossip"}"#, 422, "source must be one of"),
-        (r#"{"title": "x", "occurred_at": "2999-01-01T00:00:00Z"}"#, 422, "future"),
+        (
+            r#"{"title": "x", "occurred_at": "2999-01-01T00:00:00Z"}"#,
+            422,
+            "future",
+        ),
         (r#"{"title": "x\u0000y"}"#, 422, "NUL"),
         (r#"{"title": "x",,}"#, 400, "not valid JSON"),
         (r#"[1, 2"#, 400, "not valid JSON"),
         (r#"{"title": "x", "owner": "nobody"}"#, 422, "no user"),
     ];
     for (body, status, needle) in cases {
-        let answer =
-            a.send(a.http.post(&url).bearer_auth(&a.token).header("content-type", "application/json").body(body.to_string()), None).await;
+        let answer = a
+            .send(
+                a.http
+                    .post(&url)
+                    .bearer_auth(&a.token)
+                    .header("content-type", "application/json")
+                    .body(body.to_string()),
+                None,
+            )
+            .await;
         let detail = answer.problem(status);
         assert!(detail.contains(needle), "{body}: expected {needle:?} in {detail:?}");
     }
     let nested = format!("{{\"title\": {}1{}}}", "[".repeat(200), "]".repeat(200));
-    a.send(a.http.post(&url).bearer_auth(&a.token).header("content-type", "application/json").body(nested), None).await.problem(400);
-    let text = a.send(a.http.post(&url).bearer_auth(&a.token).header("content-type", "text/plain").body("title=x"), None).await;
+    a.send(
+        a.http
+            .post(&url)
+            .bearer_auth(&a.token)
+            .header("content-type", "application/json")
+            .body(nested),
+        None,
+    )
+    .await
+    .problem(400);
+    let text = a
+        .send(
+            a.http
+                .post(&url)
+                .bearer_auth(&a.token)
+                .header("content-type", "text/plain")
+                .body("title=x"),
+            None,
+        )
+        .await;
     text.problem(415);
     let long = a.post("/api/v1/incidents", json!({"title": "x".repeat(301)})).await;
     assert!(long.problem(422).contains("longer than"));
@@ -45,26 +79,76 @@ async fn bad_bodies_get_clear_problems_and_write_nothing(engine: Engine) {
     assert_eq!(list.ok()["items"], json!([]), "no refused request stored anything");
     let inc = a.incident(json!({"title": "real one"})).await;
     let id = inc["id"].as_str().expect("id");
-    a.post(&format!("/api/v1/incidents/{id}/actions/hold"), json!({"reason": "bored"})).await.problem(422);
-    a.post(&format!("/api/v1/incidents/{id}/actions/resolve"), json!({"code": "fixed"})).await.problem(422);
-    a.post(&format!("/api/v1/incidents/{id}/actions/accept"), json!({"reasn": "typo"})).await.problem(422);
-    a.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": ""})).await.problem(422);
-    a.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "x", "visibility": "everyone"})).await.problem(422);
-    a.send(a.http.patch(format!("{}/api/v1/incidents/{id}", a.base)).bearer_auth(&a.token).header("If-Match", "abc"), Some(json!({"urgency": 1})))
+    a.post(
+        &format!("/api/v1/incidents/{id}/actions/hold"),
+        json!({"reason": "bored"}),
+    )
+    .await
+    .problem(422);
+    a.post(
+        &format!("/api/v1/incidents/{id}/actions/resolve"),
+        json!({"code": "fixed"}),
+    )
+    .await
+    .problem(422);
+    a.post(
+        &format!("/api/v1/incidents/{id}/actions/accept"),
+        json!({"reasn": "typo"}),
+    )
+    .await
+    .problem(422);
+    a.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": ""}))
         .await
-        .problem(400);
-    for query in ["limit=0", "limit=501", "state=open", "priority=P9", "cursor=zzz", "colour=red", "major=perhaps"] {
+        .problem(422);
+    a.post(
+        &format!("/api/v1/incidents/{id}/comments"),
+        json!({"body": "x", "visibility": "everyone"}),
+    )
+    .await
+    .problem(422);
+    a.send(
+        a.http
+            .patch(format!("{}/api/v1/incidents/{id}", a.base))
+            .bearer_auth(&a.token)
+            .header("If-Match", "abc"),
+        Some(json!({"urgency": 1})),
+    )
+    .await
+    .problem(400);
+    for query in [
+        "limit=0",
+        "limit=501",
+        "state=open",
+        "priority=P9",
+        "cursor=zzz",
+        "colour=red",
+        "major=perhaps",
+    ] {
         let answer = a.get(&format!("/api/v1/incidents?{query}")).await;
-        assert!(matches!(answer.status.as_u16(), 400 | 422), "{query}: {} {}", answer.status, answer.body);
+        assert!(
+            matches!(answer.status.as_u16(), 400 | 422),
+            "{query}: {} {}",
+            answer.status,
+            answer.body
+        );
     }
     let timeline = a.get(&format!("/api/v1/incidents/{id}/timeline")).await;
-    assert_eq!(timeline.ok()["items"].as_array().map(Vec::len), Some(1), "refused actions wrote nothing");
+    assert_eq!(
+        timeline.ok()["items"].as_array().map(Vec::len),
+        Some(1),
+        "refused actions wrote nothing"
+    );
 }
 
 async fn oversized_bodies_get_413(engine: Engine) {
     let app = App::start_with(engine, HttpConfig { max_body_bytes: 4096 }).await;
     let a = &app.agent;
-    let answer = a.post("/api/v1/incidents", json!({"title": "big", "description": "x".repeat(10_000)})).await;
+    let answer = a
+        .post(
+            "/api/v1/incidents",
+            json!({"title": "big", "description": "x".repeat(10_000)}),
+        )
+        .await;
     answer.problem(413);
     assert_eq!(a.get("/api/v1/incidents").await.ok()["items"], json!([]));
 }
@@ -72,10 +156,14 @@ async fn oversized_bodies_get_413(engine: Engine) {
 async fn unknown_ids_and_actions_get_404(engine: Engine) {
     let app = App::start(engine).await;
     let a = &app.agent;
-    a.get("/api/v1/incidents/01900000-0000-7000-8000-000000000000").await.problem(404);
+    a.get("/api/v1/incidents/01900000-0000-7000-8000-000000000000")
+        .await
+        .problem(404);
     a.get("/api/v1/incidents/4242").await.problem(404);
     a.get("/api/v1/incidents/4242/timeline").await.problem(404);
-    a.post("/api/v1/incidents/4242/actions/accept", json!({})).await.problem(404);
+    a.post("/api/v1/incidents/4242/actions/accept", json!({}))
+        .await
+        .problem(404);
     let inc = a.incident(json!({"title": "x"})).await;
     let detail = a.act(&inc, "explode", json!({})).await.problem(404).to_string();
     assert!(detail.contains("accept"), "lists the actions: {detail}");

@@ -30,7 +30,10 @@ async fn registering_derives_priority_and_makes_the_registrar_owner(engine: Engi
     let by_number = app.agent.get(&format!("/api/v1/incidents/INC-{number}")).await;
     assert_eq!(by_number.ok()["id"], inc["id"]);
     let defaults = app.agent.incident(json!({"title": "Something small"})).await;
-    assert_eq!(defaults["priority"], "P5", "impact 3 x urgency 3 is P5 in the default matrix");
+    assert_eq!(
+        defaults["priority"], "P5",
+        "impact 3 x urgency 3 is P5 in the default matrix"
+    );
     assert_eq!(defaults["number"].as_i64(), Some(number + 1), "numbers increase");
 }
 
@@ -40,32 +43,69 @@ async fn every_action_moves_the_incident_as_the_lifecycle_says(engine: Engine) {
     let inc = a.incident(json!({"title": "VPN drops every hour"})).await;
     let steps = [
         ("accept", json!({}), "accepted"),
-        ("hold", json!({"reason": "awaiting_supplier", "note": "ticket 123 at the ISP"}), "on_hold"),
+        (
+            "hold",
+            json!({"reason": "awaiting_supplier", "note": "ticket 123 at the ISP"}),
+            "on_hold",
+        ),
         ("resume", json!({}), "accepted"),
         ("diagnose", json!({"cause": "expired certificate"}), "accepted"),
-        ("resolve", json!({"code": "fixed", "notes": "renewed the certificate"}), "resolved"),
+        (
+            "resolve",
+            json!({"code": "fixed", "notes": "renewed the certificate"}),
+            "resolved",
+        ),
         ("reopen", json!({"reason": "drops again"}), "accepted"),
-        ("resolve", json!({"code": "fixed", "notes": "renewed the intermediate too", "known_solution": true}), "resolved"),
+        (
+            "resolve",
+            json!({"code": "fixed", "notes": "renewed the intermediate too", "known_solution": true}),
+            "resolved",
+        ),
         ("close", json!({}), "closed"),
     ];
     for (action, body, state) in steps {
         let answer = a.act(&inc, action, body).await;
         assert_eq!(answer.ok()["state"], state, "after {action}");
     }
-    let shown = a.get(&format!("/api/v1/incidents/{}", inc["id"].as_str().expect("id"))).await;
+    let shown = a
+        .get(&format!("/api/v1/incidents/{}", inc["id"].as_str().expect("id")))
+        .await;
     let shown = shown.ok();
     assert_eq!(shown["reopens"], 1);
     assert_eq!(shown["cause"], "expired certificate");
     assert_eq!(shown["resolution"]["known_solution"], true);
     assert!(shown["closed_at"].is_string());
-    let timeline = a.get(&format!("/api/v1/incidents/{}/timeline", inc["id"].as_str().expect("id"))).await;
-    let kinds: Vec<&str> = timeline.ok()["items"].as_array().expect("items").iter().filter_map(|e| e["kind"].as_str()).collect();
+    let timeline = a
+        .get(&format!(
+            "/api/v1/incidents/{}/timeline",
+            inc["id"].as_str().expect("id")
+        ))
+        .await;
+    let kinds: Vec<&str> = timeline.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
     assert_eq!(
         kinds,
-        ["registered", "accepted", "put_on_hold", "resumed", "diagnosed", "resolved", "reopened", "resolved", "closed"]
+        [
+            "registered",
+            "accepted",
+            "put_on_hold",
+            "resumed",
+            "diagnosed",
+            "resolved",
+            "reopened",
+            "resolved",
+            "closed"
+        ]
     );
     let cancelled = a.incident(json!({"title": "Duplicate of the VPN one"})).await;
-    assert_eq!(a.act(&cancelled, "cancel", json!({"reason": "duplicate"})).await.ok()["state"], "cancelled");
+    assert_eq!(
+        a.act(&cancelled, "cancel", json!({"reason": "duplicate"})).await.ok()["state"],
+        "cancelled"
+    );
 }
 
 async fn illegal_transitions_answer_409_and_change_nothing(engine: Engine) {
@@ -86,7 +126,12 @@ async fn illegal_transitions_answer_409_and_change_nothing(engine: Engine) {
     let id = inc["id"].as_str().expect("id");
     let after = a.get(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(after.ok()["version"], 1);
-    assert_eq!(a.get(&format!("/api/v1/incidents/{id}/timeline")).await.ok()["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        a.get(&format!("/api/v1/incidents/{id}/timeline")).await.ok()["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     a.act(&inc, "cancel", json!({"reason": "not an incident"})).await.ok();
     a.act(&inc, "accept", json!({})).await.problem(409);
     a.act(&inc, "cancel", json!({"reason": "again"})).await.problem(409);
@@ -101,15 +146,33 @@ async fn stale_if_match_answers_412_and_current_one_succeeds(engine: Engine) {
     assert_eq!(shown.headers.get("etag").and_then(|v| v.to_str().ok()), Some("\"1\""));
     a.act(&inc, "accept", json!({})).await.ok();
     let stale = a
-        .send(a.http.patch(format!("{}/api/v1/incidents/{id}", a.base)).bearer_auth(&a.token).header("If-Match", "\"1\""), Some(json!({"urgency": 1})))
+        .send(
+            a.http
+                .patch(format!("{}/api/v1/incidents/{id}", a.base))
+                .bearer_auth(&a.token)
+                .header("If-Match", "\"1\""),
+            Some(json!({"urgency": 1})),
+        )
         .await;
     stale.problem(412);
     let fresh = a
-        .send(a.http.patch(format!("{}/api/v1/incidents/{id}", a.base)).bearer_auth(&a.token).header("If-Match", "\"2\""), Some(json!({"urgency": 1})))
+        .send(
+            a.http
+                .patch(format!("{}/api/v1/incidents/{id}", a.base))
+                .bearer_auth(&a.token)
+                .header("If-Match", "\"2\""),
+            Some(json!({"urgency": 1})),
+        )
         .await;
     assert_eq!(fresh.ok()["urgency"], 1);
     let stale_action = a
-        .send(a.http.post(format!("{}/api/v1/incidents/{id}/actions/hold", a.base)).bearer_auth(&a.token).header("If-Match", "2"), Some(json!({"reason": "other"})))
+        .send(
+            a.http
+                .post(format!("{}/api/v1/incidents/{id}/actions/hold", a.base))
+                .bearer_auth(&a.token)
+                .header("If-Match", "2"),
+            Some(json!({"reason": "other"})),
+        )
         .await;
     stale_action.problem(412);
 }
@@ -117,8 +180,16 @@ async fn stale_if_match_answers_412_and_current_one_succeeds(engine: Engine) {
 async fn assignment_moves_ownership_and_counts_reassignments(engine: Engine) {
     let app = App::start(engine).await;
     let a = &app.agent;
-    let inc = a.incident(json!({"title": "Database failover stuck", "team": "service-desk"})).await;
-    let moved = a.act(&inc, "assign", json!({"team": "dba", "owner": app.manager.id, "collaborators": [app.agent.id]})).await;
+    let inc = a
+        .incident(json!({"title": "Database failover stuck", "team": "service-desk"}))
+        .await;
+    let moved = a
+        .act(
+            &inc,
+            "assign",
+            json!({"team": "dba", "owner": app.manager.id, "collaborators": [app.agent.id]}),
+        )
+        .await;
     let moved = moved.ok();
     assert_eq!(moved["owner"], json!(app.manager.id));
     assert_eq!(moved["team"], "dba");
@@ -128,8 +199,16 @@ async fn assignment_moves_ownership_and_counts_reassignments(engine: Engine) {
     assert!(unknown.problem(422).contains("no user"));
     let nothing = a.act(&inc, "assign", json!({})).await;
     nothing.problem(422);
-    let timeline = a.get(&format!("/api/v1/incidents/{}/timeline", inc["id"].as_str().expect("id"))).await;
-    let last = timeline.ok()["items"].as_array().and_then(|items| items.last().cloned()).expect("entry");
+    let timeline = a
+        .get(&format!(
+            "/api/v1/incidents/{}/timeline",
+            inc["id"].as_str().expect("id")
+        ))
+        .await;
+    let last = timeline.ok()["items"]
+        .as_array()
+        .and_then(|items| items.last().cloned())
+        .expect("entry");
     assert_eq!(last["kind"], "assigned");
     assert_eq!(last["data"]["previous_team"], "service-desk");
     assert_eq!(last["data"]["previous_owner"], json!(app.agent.id));
@@ -138,14 +217,38 @@ async fn assignment_moves_ownership_and_counts_reassignments(engine: Engine) {
 async fn reclassification_recomputes_priority(engine: Engine) {
     let app = App::start(engine).await;
     let a = &app.agent;
-    let inc = a.incident(json!({"title": "Website slow", "impact": 3, "urgency": 3, "category": "web"})).await;
+    let inc = a
+        .incident(json!({"title": "Website slow", "impact": 3, "urgency": 3, "category": "web"}))
+        .await;
     let id = inc["id"].as_str().expect("id");
-    let patched = a.call(reqwest::Method::PATCH, &format!("/api/v1/incidents/{id}"), Some(json!({"impact": 1, "urgency": 1, "category": ""}))).await;
+    let patched = a
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/incidents/{id}"),
+            Some(json!({"impact": 1, "urgency": 1, "category": ""})),
+        )
+        .await;
     let patched = patched.ok();
     assert_eq!(patched["priority"], "P1");
     assert!(patched["category"].is_null(), "an empty string clears a field");
-    let same = a.call(reqwest::Method::PATCH, &format!("/api/v1/incidents/{id}"), Some(json!({"impact": 1}))).await;
-    assert_eq!(same.ok()["version"], patched["version"], "a patch that changes nothing writes nothing");
-    let team = a.call(reqwest::Method::PATCH, &format!("/api/v1/incidents/{id}"), Some(json!({"team": "web"}))).await;
+    let same = a
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/incidents/{id}"),
+            Some(json!({"impact": 1})),
+        )
+        .await;
+    assert_eq!(
+        same.ok()["version"],
+        patched["version"],
+        "a patch that changes nothing writes nothing"
+    );
+    let team = a
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/incidents/{id}"),
+            Some(json!({"team": "web"})),
+        )
+        .await;
     assert!(team.problem(422).contains("assign"));
 }

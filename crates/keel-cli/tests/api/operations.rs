@@ -10,24 +10,60 @@ on_both_engines!(health_readiness_and_metrics_answer, openapi_documents_every_ap
 
 async fn health_readiness_and_metrics_answer(engine: Engine) {
     let app = App::start(engine).await;
-    assert_eq!(app.node.store.engine(), if engine == Engine::Sqlite { "sqlite" } else { "postgres" });
+    assert_eq!(
+        app.node.store.engine(),
+        if engine == Engine::Sqlite { "sqlite" } else { "postgres" }
+    );
     let a = &app.agent;
-    assert_eq!(a.http.get(format!("{}/healthz", a.base)).send().await.expect("healthz").status(), 200);
-    assert_eq!(a.http.get(format!("{}/readyz", a.base)).send().await.expect("readyz").status(), 200);
+    assert_eq!(
+        a.http
+            .get(format!("{}/healthz", a.base))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        200
+    );
+    assert_eq!(
+        a.http
+            .get(format!("{}/readyz", a.base))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        200
+    );
     a.incident(json!({"title": "counted"})).await;
     let metrics = a.http.get(format!("{}/metrics", a.base)).send().await.expect("metrics");
-    assert!(metrics.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain")));
+    assert!(
+        metrics
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"))
+    );
     let text = metrics.text().await.expect("text");
     assert!(text.contains("keel_incidents_registered_total"), "{text}");
-    assert!(text.contains("keel_http_requests_total{method=\"POST\",route=\"/api/v1/incidents\",status=\"201\"}"), "{text}");
+    assert!(
+        text.contains("keel_http_requests_total{method=\"POST\",route=\"/api/v1/incidents\",status=\"201\"}"),
+        "{text}"
+    );
     let request_id = a.http.get(format!("{}/healthz", a.base)).send().await.expect("healthz");
     assert!(request_id.headers().contains_key("x-request-id"));
 }
 
 async fn openapi_documents_every_api_route(engine: Engine) {
     let app = App::start(engine).await;
-    let doc: serde_json::Value =
-        app.agent.http.get(format!("{}/api/openapi.json", app.agent.base)).send().await.expect("openapi").json().await.expect("json");
+    let doc: serde_json::Value = app
+        .agent
+        .http
+        .get(format!("{}/api/openapi.json", app.agent.base))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     for path in [
         "/api/v1/incidents",

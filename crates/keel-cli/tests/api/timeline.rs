@@ -15,41 +15,78 @@ on_both_engines!(
 async fn entries_chain_and_keep_claimed_times_apart_from_recorded_ones(engine: Engine) {
     let app = App::start(engine).await;
     let a = &app.agent;
-    let inc = a.incident(json!({"title": "Storage array degraded", "occurred_at": "2026-11-01T10:00:00Z"})).await;
+    let inc = a
+        .incident(json!({"title": "Storage array degraded", "occurred_at": "2026-11-01T10:00:00Z"}))
+        .await;
     let id = inc["id"].as_str().expect("id");
-    a.act(&inc, "accept", json!({"started_at": "2026-11-01T10:05:00Z", "completed_at": "2026-11-01T10:06:00Z"})).await.ok();
+    a.act(
+        &inc,
+        "accept",
+        json!({"started_at": "2026-11-01T10:05:00Z", "completed_at": "2026-11-01T10:06:00Z"}),
+    )
+    .await
+    .ok();
     a.act(&inc, "accept", json!({})).await.problem(409);
-    a.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": "swapped disk 3", "occurred_at": "2026-11-01T11:00:00Z"})).await.ok();
-    a.act(&inc, "hold", json!({"reason": "other", "started_at": "2026-11-01T12:00:00Z", "completed_at": "2026-11-01T11:00:00Z"}))
-        .await
-        .problem(422);
+    a.post(
+        &format!("/api/v1/incidents/{id}/comments"),
+        json!({"body": "swapped disk 3", "occurred_at": "2026-11-01T11:00:00Z"}),
+    )
+    .await
+    .ok();
+    a.act(
+        &inc,
+        "hold",
+        json!({"reason": "other", "started_at": "2026-11-01T12:00:00Z", "completed_at": "2026-11-01T11:00:00Z"}),
+    )
+    .await
+    .problem(422);
     let timeline = a.get(&format!("/api/v1/incidents/{id}/timeline")).await;
     let items = timeline.ok()["items"].as_array().expect("items").clone();
     assert_eq!(items.len(), 3);
     assert_eq!(items[0]["prev_hash"], "0".repeat(64));
     for pair in items.windows(2) {
-        assert_eq!(pair[1]["prev_hash"], pair[0]["hash"], "each entry points at its predecessor");
+        assert_eq!(
+            pair[1]["prev_hash"], pair[0]["hash"],
+            "each entry points at its predecessor"
+        );
         assert!(pair[1]["recorded_at"].as_str() >= pair[0]["recorded_at"].as_str());
     }
     assert_eq!(items[0]["occurred_at"], "2026-11-01T10:00:00Z");
     assert_eq!(items[1]["started_at"], "2026-11-01T10:05:00Z");
     assert_eq!(items[2]["occurred_at"], "2026-11-01T11:00:00Z");
-    assert!(items[2]["recorded_at"].as_str().is_some_and(|t| t > "2026-11-27"), "recorded_at is the server's clock");
+    assert!(
+        items[2]["recorded_at"].as_str().is_some_and(|t| t > "2026-11-27"),
+        "recorded_at is the server's clock"
+    );
     assert_eq!(items[1]["actor"], json!(app.agent.id));
     let verify = a.get(&format!("/api/v1/incidents/{id}/verify")).await;
-    assert_eq!(verify.ok().clone(), json!({"ok": true, "entries": 3, "first_bad_seq": null}));
+    assert_eq!(
+        verify.ok().clone(),
+        json!({"ok": true, "entries": 3, "first_bad_seq": null})
+    );
 }
 
 async fn the_database_refuses_updates_and_deletes_of_entries(engine: Engine) {
     let app = App::start(engine).await;
     let inc = app.agent.incident(json!({"title": "Tamper target"})).await;
     let id = inc["id"].as_str().expect("id");
-    let update = app.db.raw(&format!("UPDATE timeline_entries SET actor = 'mallory' WHERE incident_id = '{id}'")).await;
+    let update = app
+        .db
+        .raw(&format!(
+            "UPDATE timeline_entries SET actor = 'mallory' WHERE incident_id = '{id}'"
+        ))
+        .await;
     assert!(update.is_err_and(|e| e.contains("append-only")), "UPDATE is refused");
-    let delete = app.db.raw(&format!("DELETE FROM timeline_entries WHERE incident_id = '{id}'")).await;
+    let delete = app
+        .db
+        .raw(&format!("DELETE FROM timeline_entries WHERE incident_id = '{id}'"))
+        .await;
     assert!(delete.is_err_and(|e| e.contains("append-only")), "DELETE is refused");
     if engine == Engine::Postgres {
-        assert!(app.db.raw("TRUNCATE timeline_entries CASCADE").await.is_err(), "TRUNCATE is refused");
+        assert!(
+            app.db.raw("TRUNCATE timeline_entries CASCADE").await.is_err(),
+            "TRUNCATE is refused"
+        );
     }
     let verify = app.agent.get(&format!("/api/v1/incidents/{id}/verify")).await;
     assert_eq!(verify.ok()["ok"], true);
@@ -66,8 +103,12 @@ pub fn drop_guards(engine: Engine) -> &'static str {
 /// SQL that rewrites one entry's data.
 pub fn rewrite_entry(engine: Engine, id: &str, seq: i64) -> String {
     match engine {
-        Engine::Sqlite => format!("UPDATE timeline_entries SET data = '{{\"body\":\"nothing happened\",\"visibility\":\"internal\"}}' WHERE incident_id = '{id}' AND seq = {seq}"),
-        Engine::Postgres => format!("UPDATE timeline_entries SET data = '{{\"body\":\"nothing happened\",\"visibility\":\"internal\"}}'::jsonb WHERE incident_id = '{id}' AND seq = {seq}"),
+        Engine::Sqlite => format!(
+            "UPDATE timeline_entries SET data = '{{\"body\":\"nothing happened\",\"visibility\":\"internal\"}}' WHERE incident_id = '{id}' AND seq = {seq}"
+        ),
+        Engine::Postgres => format!(
+            "UPDATE timeline_entries SET data = '{{\"body\":\"nothing happened\",\"visibility\":\"internal\"}}'::jsonb WHERE incident_id = '{id}' AND seq = {seq}"
+        ),
     }
 }
 
@@ -80,14 +121,24 @@ async fn verify_names_the_first_tampered_entry(engine: Engine) {
     for inc in [&edited, &deleted, &reordered] {
         let id = inc["id"].as_str().expect("id");
         for n in 0..3 {
-            a.post(&format!("/api/v1/incidents/{id}/comments"), json!({"body": format!("note {n}")})).await.ok();
+            a.post(
+                &format!("/api/v1/incidents/{id}/comments"),
+                json!({"body": format!("note {n}")}),
+            )
+            .await
+            .ok();
         }
     }
     app.db.raw(drop_guards(engine)).await.expect("drop guards");
     let edited_id = edited["id"].as_str().expect("id");
     app.db.raw(&rewrite_entry(engine, edited_id, 3)).await.expect("edit");
     let deleted_id = deleted["id"].as_str().expect("id");
-    app.db.raw(&format!("DELETE FROM timeline_entries WHERE incident_id = '{deleted_id}' AND seq = 4")).await.expect("delete");
+    app.db
+        .raw(&format!(
+            "DELETE FROM timeline_entries WHERE incident_id = '{deleted_id}' AND seq = 4"
+        ))
+        .await
+        .expect("delete");
     let reordered_id = reordered["id"].as_str().expect("id");
     app.db
         .raw(&format!(
@@ -101,7 +152,11 @@ async fn verify_names_the_first_tampered_entry(engine: Engine) {
     assert_eq!(report.ok()["ok"], false);
     assert_eq!(report.body["first_bad_seq"], 3);
     let report = a.get(&format!("/api/v1/incidents/{deleted_id}/verify")).await;
-    assert_eq!(report.ok()["ok"], false, "a deleted tail is caught against the incident's head");
+    assert_eq!(
+        report.ok()["ok"],
+        false,
+        "a deleted tail is caught against the incident's head"
+    );
     let report = a.get(&format!("/api/v1/incidents/{reordered_id}/verify")).await;
     assert_eq!(report.ok()["ok"], false);
     assert_eq!(report.body["first_bad_seq"], 2);

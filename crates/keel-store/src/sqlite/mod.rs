@@ -14,15 +14,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use keel_domain::{Entry, Incident};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::filter::{list_query, Bind};
-use crate::plan::{plan_command, plan_registration, search_text, Planned};
+use crate::filter::{Bind, list_query};
+use crate::plan::{Planned, plan_command, plan_registration, search_text};
 use crate::{
-    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, NewUser, Page, RegisterRequest,
-    Store, StoreError, User,
+    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, NewUser, Page,
+    RegisterRequest, Store, StoreError, User,
 };
-use rows::{entry_from_row, map_err, token_from_row, user_from_row, ENTRY_COLUMNS, USER_COLUMNS};
+use rows::{ENTRY_COLUMNS, USER_COLUMNS, entry_from_row, map_err, token_from_row, user_from_row};
 use writer::Writer;
 
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
@@ -39,7 +39,10 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { synchronous_full: false, max_batch: 256 }
+        Self {
+            synchronous_full: false,
+            max_batch: 256,
+        }
     }
 }
 
@@ -65,23 +68,25 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// and doing that on the writer would stall every queued write behind a
 /// disk flush. PASSIVE checkpoints never block the writer or readers.
 fn start_checkpointer(path: std::path::PathBuf, alive: Arc<AtomicBool>) {
-    let spawned = std::thread::Builder::new().name("keel-sqlite-checkpoint".into()).spawn(move || {
-        let conn = match Connection::open(&path) {
-            Ok(conn) => conn,
-            Err(error) => {
-                tracing::error!(%error, "cannot open the checkpoint connection; the WAL will grow");
-                return;
+    let spawned = std::thread::Builder::new()
+        .name("keel-sqlite-checkpoint".into())
+        .spawn(move || {
+            let conn = match Connection::open(&path) {
+                Ok(conn) => conn,
+                Err(error) => {
+                    tracing::error!(%error, "cannot open the checkpoint connection; the WAL will grow");
+                    return;
+                }
+            };
+            let _ = conn.busy_timeout(Duration::from_secs(5));
+            while alive.load(Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(%error, "WAL checkpoint failed; will retry");
+                }
             }
-        };
-        let _ = conn.busy_timeout(Duration::from_secs(5));
-        while alive.load(Ordering::Relaxed) {
-            std::thread::sleep(CHECKPOINT_EVERY);
-            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(%error, "WAL checkpoint failed; will retry");
-            }
-        }
-        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-    });
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        });
     if let Err(error) = spawned {
         tracing::error!(%error, "could not start the checkpoint thread; the WAL will grow");
     }
@@ -94,11 +99,17 @@ struct Readers {
 
 impl Readers {
     fn take(&self) -> Result<Connection, StoreError> {
-        if let Some(conn) = self.idle.lock().map_err(|_| StoreError::Other("reader pool poisoned".into()))?.pop() {
+        if let Some(conn) = self
+            .idle
+            .lock()
+            .map_err(|_| StoreError::Other("reader pool poisoned".into()))?
+            .pop()
+        {
             return Ok(conn);
         }
         let conn = Connection::open(&self.path).map_err(map_err)?;
-        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA cache_size = -16384;").map_err(map_err)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA cache_size = -16384;")
+            .map_err(map_err)?;
         Ok(conn)
     }
 
@@ -123,7 +134,9 @@ fn configure(conn: &Connection, options: SqliteOptions) -> Result<(), StoreError
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(map_err)?;
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(map_err)?;
     for (idx, sql) in MIGRATIONS.iter().enumerate() {
         let version = idx as i64 + 1;
         if version <= current {
@@ -131,7 +144,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         let tx = conn.transaction().map_err(map_err)?;
         tx.execute_batch(sql).map_err(map_err)?;
-        tx.execute_batch(&format!("PRAGMA user_version = {version}")).map_err(map_err)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {version}"))
+            .map_err(map_err)?;
         tx.commit().map_err(map_err)?;
         tracing::info!(version, "applied SQLite migration");
     }
@@ -147,7 +161,8 @@ impl SqliteStore {
         let path = path.to_path_buf();
         let opened = tokio::task::spawn_blocking(move || -> Result<(Connection, std::path::PathBuf), StoreError> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
             }
             let mut conn = Connection::open(&path).map_err(map_err)?;
             configure(&conn, options)?;
@@ -162,7 +177,10 @@ impl SqliteStore {
         start_checkpointer(path.clone(), Arc::clone(&alive));
         Ok(Self {
             writer: Writer::start(conn, options.max_batch),
-            readers: Arc::new(Readers { path, idle: Mutex::new(Vec::new()) }),
+            readers: Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
             clock,
             alive,
         })
@@ -284,10 +302,19 @@ fn store_planned(conn: &Connection, planned: &Planned, previous: Option<&Inciden
             && prev.major == inc.major
     });
     if same_indexed {
-        conn.prepare_cached("UPDATE incidents SET search = ?2, updated_at = ?3, version = ?4, head_hash = ?5, doc = ?6 WHERE id = ?1")
-            .map_err(map_err)?
-            .execute(params![inc.id, search_text(inc), inc.updated_at.as_micros(), inc.version as i64, head_hash, doc])
-            .map_err(map_err)?;
+        conn.prepare_cached(
+            "UPDATE incidents SET search = ?2, updated_at = ?3, version = ?4, head_hash = ?5, doc = ?6 WHERE id = ?1",
+        )
+        .map_err(map_err)?
+        .execute(params![
+            inc.id,
+            search_text(inc),
+            inc.updated_at.as_micros(),
+            inc.version as i64,
+            head_hash,
+            doc
+        ])
+        .map_err(map_err)?;
     } else if !is_new {
         conn.prepare_cached(
             "UPDATE incidents SET number = ?2, state = ?3, priority = ?4, service = ?5, team = ?6, owner = ?7, reported_by = ?8,
@@ -302,16 +329,28 @@ fn store_planned(conn: &Connection, planned: &Planned, previous: Option<&Inciden
 
 fn read_timeline(conn: &Connection, incident_id: &str) -> Result<Vec<Entry>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM timeline_entries WHERE incident_id = ?1 ORDER BY seq"))
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM timeline_entries WHERE incident_id = ?1 ORDER BY seq"
+        ))
         .map_err(map_err)?;
     let rows = stmt.query_map([incident_id], entry_from_row).map_err(map_err)?;
     rows.map(|row| row.map_err(map_err)?).collect()
 }
 
-fn verify_one(conn: &Connection, id: &str, number: i64, version: i64, head_hash: &str) -> Result<IncidentVerification, StoreError> {
+fn verify_one(
+    conn: &Connection,
+    id: &str,
+    number: i64,
+    version: i64,
+    head_hash: &str,
+) -> Result<IncidentVerification, StoreError> {
     let entries = read_timeline(conn, id)?;
     let report = keel_domain::timeline::verify(id, &entries, Some((u64::try_from(version).unwrap_or(0), head_hash)));
-    Ok(IncidentVerification { id: id.to_string(), number, report })
+    Ok(IncidentVerification {
+        id: id.to_string(),
+        number,
+        report,
+    })
 }
 
 #[async_trait]
@@ -321,7 +360,8 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)).await
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
+            .await
     }
 
     async fn bootstrap_admin(&self, admin: NewUser, token: ApiToken) -> Result<bool, StoreError> {
@@ -329,7 +369,9 @@ impl Store for SqliteStore {
         self.writer
             .write(move |session| {
                 let conn = session.conn;
-                let n_users: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0)).map_err(map_err)?;
+                let n_users: i64 = conn
+                    .query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))
+                    .map_err(map_err)?;
                 if n_users > 0 {
                     return Ok(false);
                 }
@@ -342,7 +384,9 @@ impl Store for SqliteStore {
 
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
         let now = self.clock.now();
-        self.writer.write(move |session| insert_user(session.conn, &user, now)).await
+        self.writer
+            .write(move |session| insert_user(session.conn, &user, now))
+            .await
     }
 
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
@@ -359,7 +403,9 @@ impl Store for SqliteStore {
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name, id")).map_err(map_err)?;
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name, id"))
+                .map_err(map_err)?;
             let rows = stmt.query_map([], user_from_row).map_err(map_err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
         })
@@ -367,13 +413,19 @@ impl Store for SqliteStore {
     }
 
     async fn create_token(&self, token: ApiToken) -> Result<(), StoreError> {
-        self.writer.write(move |session| insert_token(session.conn, &token)).await
+        self.writer
+            .write(move |session| insert_token(session.conn, &token))
+            .await
     }
 
     async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, User)>, StoreError> {
         let token_hash = token_hash.to_string();
         self.read(move |conn| {
-            let user_columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+            let user_columns = USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             conn.prepare_cached(&format!(
                 "SELECT t.id, t.user_id, t.name, t.token_hash, t.created_at, {user_columns}
                  FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1"
@@ -418,26 +470,35 @@ impl Store for SqliteStore {
                 let planned = plan_command(&request, &current, &head_hash, clock.now())?;
                 if planned.entries.is_empty() {
                     session.cache.put(current.clone(), head_hash);
-                    return Ok(Executed { incident: current, entries: Vec::new() });
+                    return Ok(Executed {
+                        incident: current,
+                        entries: Vec::new(),
+                    });
                 }
                 store_planned(conn, &planned, Some(&current))?;
                 let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
                 session.cache.put(planned.incident.clone(), head);
-                Ok(Executed { incident: planned.incident, entries: planned.entries })
+                Ok(Executed {
+                    incident: planned.incident,
+                    entries: planned.entries,
+                })
             })
             .await
     }
 
     async fn get_incident(&self, incident: &IncidentRef) -> Result<Option<Incident>, StoreError> {
         let incident = incident.clone();
-        self.read(move |conn| Ok(load_incident(conn, &incident)?.map(|(inc, _)| inc))).await
+        self.read(move |conn| Ok(load_incident(conn, &incident)?.map(|(inc, _)| inc)))
+            .await
     }
 
     async fn list_incidents(&self, filter: &IncidentFilter, page: Page) -> Result<Vec<Incident>, StoreError> {
         let (sql, binds) = list_query(filter, page, '?');
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(binds.iter()), |row| row.get::<_, String>(0)).map_err(map_err)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(binds.iter()), |row| row.get::<_, String>(0))
+                .map_err(map_err)?;
             rows.map(|doc| parse_doc(&doc.map_err(map_err)?)).collect()
         })
         .await
@@ -457,7 +518,9 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let (clause, bind) = incident_where(&incident);
             let row: Option<(String, i64, i64, String)> = conn
-                .prepare_cached(&format!("SELECT id, number, version, head_hash FROM incidents WHERE {clause}"))
+                .prepare_cached(&format!(
+                    "SELECT id, number, version, head_hash FROM incidents WHERE {clause}"
+                ))
                 .map_err(map_err)?
                 .query_row([bind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .optional()
@@ -470,9 +533,18 @@ impl Store for SqliteStore {
 
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare("SELECT id, number, version, head_hash FROM incidents ORDER BY number").map_err(map_err)?;
+            let mut stmt = conn
+                .prepare("SELECT id, number, version, head_hash FROM incidents ORDER BY number")
+                .map_err(map_err)?;
             let heads = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?)))
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
                 .map_err(map_err)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(map_err)?;
@@ -482,10 +554,16 @@ impl Store for SqliteStore {
             }
             // Entries whose incident row is gone cannot be checked against a head.
             let orphans: i64 = conn
-                .query_row("SELECT COUNT(*) FROM timeline_entries WHERE incident_id NOT IN (SELECT id FROM incidents)", [], |r| r.get(0))
+                .query_row(
+                    "SELECT COUNT(*) FROM timeline_entries WHERE incident_id NOT IN (SELECT id FROM incidents)",
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(map_err)?;
             if orphans > 0 {
-                return Err(StoreError::Other(format!("{orphans} timeline entries belong to no incident")));
+                return Err(StoreError::Other(format!(
+                    "{orphans} timeline entries belong to no incident"
+                )));
             }
             Ok(results)
         })
@@ -515,9 +593,17 @@ fn insert_user(conn: &Connection, user: &NewUser, now: keel_domain::Timestamp) -
 }
 
 fn insert_token(conn: &Connection, token: &ApiToken) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .map_err(map_err)?
-        .execute(params![token.id, token.user_id, token.name, token.token_hash, token.created_at.as_micros()])
-        .map_err(map_err)?;
+    conn.prepare_cached(
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(map_err)?
+    .execute(params![
+        token.id,
+        token.user_id,
+        token.name,
+        token.token_hash,
+        token.created_at.as_micros()
+    ])
+    .map_err(map_err)?;
     Ok(())
 }

@@ -5,7 +5,8 @@ use rusqlite::{ErrorCode, Row};
 
 use crate::{ApiToken, StoreError, User};
 
-pub(super) const ENTRY_COLUMNS: &str = "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
+pub(super) const ENTRY_COLUMNS: &str =
+    "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
 pub(super) const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
 
 fn bad_column(idx: usize, what: &str) -> rusqlite::Error {
@@ -17,7 +18,11 @@ pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Entry, St
     let seq: i64 = row.get(0)?;
     let data = match serde_json::from_str(&data) {
         Ok(value) => value,
-        Err(e) => return Ok(Err(StoreError::Other(format!("timeline entry {seq} holds data that is not JSON: {e}")))),
+        Err(e) => {
+            return Ok(Err(StoreError::Other(format!(
+                "timeline entry {seq} holds data that is not JSON: {e}"
+            ))));
+        }
     };
     Ok(Ok(Entry {
         seq: u64::try_from(seq).unwrap_or(0),
@@ -68,9 +73,11 @@ pub(super) fn map_err(error: rusqlite::Error) -> StoreError {
         let detail = message.clone().unwrap_or_else(|| failure.to_string());
         return match failure.code {
             ErrorCode::ConstraintViolation => StoreError::Conflict(detail),
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::DiskFull | ErrorCode::CannotOpen | ErrorCode::ReadOnly => {
-                StoreError::Unavailable(detail)
-            }
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly => StoreError::Unavailable(detail),
             _ => StoreError::Other(detail),
         };
     }

@@ -68,7 +68,9 @@ impl Writer {
     /// Starts the thread that owns `conn`.
     pub(super) fn start(conn: Connection, max_batch: usize) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let spawned = std::thread::Builder::new().name("keel-sqlite-writer".into()).spawn(move || run(&conn, &queue, max_batch.max(1)));
+        let spawned = std::thread::Builder::new()
+            .name("keel-sqlite-writer".into())
+            .spawn(move || run(&conn, &queue, max_batch.max(1)));
         if let Err(error) = spawned {
             tracing::error!(%error, "could not start the SQLite writer thread; writes will fail");
         }
@@ -94,8 +96,12 @@ impl Writer {
             });
             (ok, completion)
         });
-        self.jobs.send(job).map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        answered.await.map_err(|_| StoreError::Unavailable("the SQLite writer dropped a write".into()))?
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer dropped a write".into()))?
     }
 }
 
@@ -124,17 +130,25 @@ fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, max_batch: usize) {
             // of itself in the transaction, so the whole group is rolled
             // back and every caller told. Cheaper than a savepoint per write.
             let changes_before = conn.total_changes();
-            let (ok, completion) = job(&mut Session { conn, cache: &mut cache });
+            let (ok, completion) = job(&mut Session {
+                conn,
+                cache: &mut cache,
+            });
             if !ok && conn.total_changes() != changes_before {
                 torn = true;
             }
             completions.push(completion);
         }
         let committed = if torn {
-            tracing::error!(n_writes = completions.len(), "a write failed halfway; rolling back its whole group");
+            tracing::error!(
+                n_writes = completions.len(),
+                "a write failed halfway; rolling back its whole group"
+            );
             let _ = exec(conn, "ROLLBACK");
             cache.clear();
-            Err(StoreError::Unavailable("a write in the same group failed; nothing was stored, retry".into()))
+            Err(StoreError::Unavailable(
+                "a write in the same group failed; nothing was stored, retry".into(),
+            ))
         } else {
             let committed = exec(conn, "COMMIT").map_err(super::rows::map_err);
             if committed.is_err() {
