@@ -56,8 +56,11 @@ pub fn channel(value: Option<&String>) -> Result<Option<Channel>, ApiError> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ClaimedTimes {
     /// When the thing being recorded happened (RFC 3339), if earlier than now.
+    #[schema(format = DateTime)]
     pub occurred_at: Option<String>,
+    #[schema(format = DateTime)]
     pub started_at: Option<String>,
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
 }
 
@@ -75,11 +78,14 @@ impl ClaimedTimes {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIncident {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
     pub description: Option<String>,
     /// 1 (extensive) … 4 (minor); default 3.
+    #[schema(minimum = 1, maximum = 4)]
     pub impact: Option<u8>,
     /// 1 (critical) … 4 (low); default 3.
+    #[schema(minimum = 1, maximum = 4)]
     pub urgency: Option<u8>,
     pub service: Option<String>,
     pub ci: Option<String>,
@@ -90,8 +96,10 @@ pub struct CreateIncident {
     /// portal | email | api | phone | event_integration
     pub channel: Option<String>,
     /// When the symptoms were first observed (RFC 3339).
+    #[schema(format = DateTime)]
     pub observed_at: Option<String>,
     /// The last time the service was known to work (RFC 3339).
+    #[schema(format = DateTime)]
     pub last_known_good_at: Option<String>,
     pub location: Option<String>,
     pub symptoms: Option<String>,
@@ -103,8 +111,11 @@ pub struct CreateIncident {
     /// User id of the owner; default: the registering user.
     pub owner: Option<String>,
     pub major: Option<bool>,
+    #[schema(format = DateTime)]
     pub occurred_at: Option<String>,
+    #[schema(format = DateTime)]
     pub started_at: Option<String>,
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
 }
 
@@ -112,9 +123,12 @@ pub struct CreateIncident {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchIncident {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: Option<String>,
     pub description: Option<String>,
+    #[schema(minimum = 1, maximum = 4)]
     pub impact: Option<u8>,
+    #[schema(minimum = 1, maximum = 4)]
     pub urgency: Option<u8>,
     pub service: Option<String>,
     pub ci: Option<String>,
@@ -122,7 +136,9 @@ pub struct PatchIncident {
     pub subcategory: Option<String>,
     pub source: Option<String>,
     pub channel: Option<String>,
+    #[schema(format = DateTime)]
     pub observed_at: Option<String>,
+    #[schema(format = DateTime)]
     pub last_known_good_at: Option<String>,
     pub location: Option<String>,
     pub symptoms: Option<String>,
@@ -134,8 +150,11 @@ pub struct PatchIncident {
     pub team: Option<String>,
     /// Not here: see `team`.
     pub owner: Option<String>,
+    #[schema(format = DateTime)]
     pub occurred_at: Option<String>,
+    #[schema(format = DateTime)]
     pub started_at: Option<String>,
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
 }
 
@@ -162,8 +181,11 @@ pub struct ActionBody {
     pub owner: Option<String>,
     /// assign: users who join the swarm.
     pub collaborators: Option<Vec<String>>,
+    #[schema(format = DateTime)]
     pub occurred_at: Option<String>,
+    #[schema(format = DateTime)]
     pub started_at: Option<String>,
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
 }
 
@@ -171,11 +193,15 @@ pub struct ActionBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateComment {
+    #[schema(min_length = 1)]
     pub body: String,
     /// internal (default) | public
     pub visibility: Option<String>,
+    #[schema(format = DateTime)]
     pub occurred_at: Option<String>,
+    #[schema(format = DateTime)]
     pub started_at: Option<String>,
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
 }
 
@@ -357,6 +383,7 @@ pub struct VerifyView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub email: String,
     /// end_user | agent | incident_manager | admin
@@ -395,6 +422,7 @@ impl From<&keel_store::User> for UserView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 

@@ -143,6 +143,7 @@ pub struct ListQuery {
     /// Text in number, title or description.
     pub q: Option<String>,
     /// 1..500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

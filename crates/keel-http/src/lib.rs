@@ -67,7 +67,7 @@ impl AppState {
             matrix: Arc::new(matrix),
             tokens: Arc::new(auth::TokenCache::default()),
             metrics: metrics_handle(),
-            openapi: Arc::new(api_routes().split_for_parts().1),
+            openapi: Arc::new(openapi_document()),
         }
     }
 }
@@ -105,6 +105,64 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// Every error answer is problem+json, and every route can answer 400 (bad
+/// syntax, query or header) and 401 (no or bad token): say so once, here,
+/// rather than on each handler.
+struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr, content::ContentBuilder, response::ResponseBuilder};
+        let problem = || {
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut always = vec![("400", "Malformed request"), ("401", "Missing or invalid token")];
+                if operation.request_body.is_some() {
+                    always.extend([("413", "Body too large"), ("415", "Body is not JSON")]);
+                }
+                for (status, description) in always {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(description).build()));
+                }
+                for (status, response) in &mut operation.responses.responses {
+                    if status.as_str() >= "400"
+                        && let RefOr::T(response) = response
+                    {
+                        response.content.clear();
+                        response
+                            .content
+                            .insert("application/problem+json".to_string(), problem());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The OpenAPI document of every `/api` route, as served.
+#[must_use]
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    use utoipa::Modify;
+    let mut document = api_routes().split_for_parts().1;
+    // Paths exist only once the router has collected them, so this runs here.
+    ProblemResponses.modify(&mut document);
+    document
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {

@@ -106,7 +106,7 @@ pub async fn me(auth: Auth) -> Json<UserView> {
 
 /// Mint an API token for a user (admin, or the user themself). The secret is shown once.
 #[utoipa::path(post, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = String, Path)), request_body = CreateToken,
-    responses((status = 201, body = TokenCreated), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 201, body = TokenCreated), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create_token(
     State(state): State<AppState>,
     auth: Auth,

@@ -91,6 +91,22 @@ pub struct NewUser {
     pub password_hash: Option<String>,
 }
 
+impl NewUser {
+    /// The user as stored at `now`.
+    #[must_use]
+    pub fn stored(&self, now: Timestamp) -> User {
+        User {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            email: self.email.clone(),
+            role: self.role,
+            time_zone: self.time_zone.clone(),
+            created_at: now,
+            disabled: false,
+        }
+    }
+}
+
 /// An API token as stored: only the SHA-256 of the secret is kept.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ApiToken {

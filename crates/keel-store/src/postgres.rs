@@ -163,15 +163,7 @@ async fn insert_user(tx: &mut Transaction<'_, Postgres>, user: &NewUser, now: Ti
         StoreError::Conflict(_) => StoreError::Conflict(format!("a user with e-mail {} already exists", user.email)),
         other => other,
     })?;
-    Ok(User {
-        id: user.id.clone(),
-        name: user.name.clone(),
-        email: user.email.clone(),
-        role: user.role,
-        time_zone: user.time_zone.clone(),
-        created_at: now,
-        disabled: false,
-    })
+    Ok(user.stored(now))
 }
 
 async fn insert_token(tx: &mut Transaction<'_, Postgres>, token: &ApiToken) -> Result<(), StoreError> {
@@ -214,9 +206,8 @@ async fn store_planned(tx: &mut Transaction<'_, Postgres>, planned: &Planned, is
         .bind(i64::try_from(inc.version).unwrap_or(i64::MAX))
         .bind(&head_hash)
         .bind(Json(&doc));
-    if is_new {
-        upsert.execute(&mut **tx).await.map_err(map_err)?;
-    }
+    // The projection first: entries reference the incident row.
+    upsert.execute(&mut **tx).await.map_err(map_err)?;
     for entry in &planned.entries {
         sqlx::query(
             "INSERT INTO timeline_entries (incident_id, seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash)
@@ -236,27 +227,6 @@ async fn store_planned(tx: &mut Transaction<'_, Postgres>, planned: &Planned, is
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
-    }
-    if !is_new {
-        sqlx::query(sql)
-            .bind(&inc.id)
-            .bind(inc.number)
-            .bind(inc.state.as_str())
-            .bind(inc.priority.as_str())
-            .bind(&inc.service)
-            .bind(&inc.team)
-            .bind(inc.owner.as_str())
-            .bind(inc.reported_by.as_str())
-            .bind(inc.major)
-            .bind(search_text(inc))
-            .bind(inc.created_at.as_micros())
-            .bind(inc.updated_at.as_micros())
-            .bind(i64::try_from(inc.version).unwrap_or(i64::MAX))
-            .bind(&head_hash)
-            .bind(Json(&doc))
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
     }
     Ok(())
 }

@@ -581,15 +581,7 @@ fn insert_user(conn: &Connection, user: &NewUser, now: keel_domain::Timestamp) -
         StoreError::Conflict(_) => StoreError::Conflict(format!("a user with e-mail {} already exists", user.email)),
         other => other,
     })?;
-    Ok(User {
-        id: user.id.clone(),
-        name: user.name.clone(),
-        email: user.email.clone(),
-        role: user.role,
-        time_zone: user.time_zone.clone(),
-        created_at: now,
-        disabled: false,
-    })
+    Ok(user.stored(now))
 }
 
 fn insert_token(conn: &Connection, token: &ApiToken) -> Result<(), StoreError> {
