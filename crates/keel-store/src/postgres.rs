@@ -51,8 +51,21 @@ pub struct PostgresStore {
     clock: Arc<dyn Clock>,
 }
 
+/// SQLSTATE classes and codes that mean "the database is not there right
+/// now" rather than "this request is wrong": connection exceptions, operator
+/// intervention (shutdown), insufficient resources, and a missing database.
+fn is_outage(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57") || code.starts_with("53") || code == "3D000"
+}
+
 fn map_err(error: sqlx::Error) -> StoreError {
     match &error {
+        sqlx::Error::Database(db) if db.code().is_some_and(|code| is_outage(&code)) => {
+            StoreError::Unavailable(db.message().to_string())
+        }
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed | sqlx::Error::BeginFailed => {
+            StoreError::Unavailable(error.to_string())
+        }
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
         sqlx::Error::Database(db) if db.is_foreign_key_violation() || db.is_check_violation() => {
             StoreError::Conflict(db.message().to_string())

@@ -23,6 +23,7 @@ fn free_port() -> u16 {
 struct Server {
     child: Child,
     base: String,
+    logs: tempfile::NamedTempFile,
 }
 
 impl Server {
@@ -37,6 +38,8 @@ impl Server {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        let logs = tempfile::NamedTempFile::new().expect("log file");
+        command.stderr(logs.reopen().expect("log file handle"));
         command
             .env_remove("KEEL_BOOTSTRAP_TOKEN")
             .env_remove("KEEL_DATABASE_URL")
@@ -57,7 +60,18 @@ impl Server {
             assert!(Instant::now() < deadline, "keel serve did not become ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Server { child, base }
+        Server { child, base, logs }
+    }
+
+    /// What the server logged so far.
+    fn logs(&self) -> String {
+        std::fs::read_to_string(self.logs.path()).unwrap_or_default()
+    }
+
+    /// Kills the process outright, as a crash would.
+    fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and returns the exit status and everything printed on stdout.
@@ -293,4 +307,132 @@ async fn offline_verify_names_the_broken_incident_and_entry(engine: Engine) {
     assert!(report.contains(&format!("INC-{}", bad["number"])), "{report}");
     assert!(report.contains("first bad entry 2"), "{report}");
     assert!(!report.contains(&format!("INC-{} ", good["number"])), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path").to_string();
+    let server = Server::start(&["--data-dir", &data, "--log-format", "json"], &[]).await;
+    let logs = server.logs();
+    let (clean, _) = server.stop();
+    assert!(clean);
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the server logged something");
+    for line in lines {
+        let record: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            record["timestamp"].is_string() && record["level"].is_string() && record["message"].is_string(),
+            "{line}"
+        );
+    }
+}
+
+on_both_engines!(acknowledged_writes_survive_a_crash);
+
+/// `kill -9` right after the last answer: every 2xx must be there after restart.
+async fn acknowledged_writes_survive_a_crash(engine: Engine) {
+    let db = Database::fresh(engine).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path").to_string();
+    let secret = "keel_crash_test_bootstrap_token_01";
+    let envs = [("KEEL_BOOTSTRAP_TOKEN", secret), ("KEEL_DATABASE_URL", db.url.as_str())];
+    let server = Server::start(&["--data-dir", &data], &envs).await;
+    let http = reqwest::Client::new();
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let http = http.clone();
+        let base = server.base.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0..25 {
+                let created = http
+                    .post(format!("{base}/api/v1/incidents"))
+                    .bearer_auth(secret)
+                    .json(&json!({"title": format!("crash test {w}/{n}")}))
+                    .send()
+                    .await
+                    .expect("answer");
+                assert_eq!(created.status(), 201);
+                let id = created.json::<Value>().await.expect("json")["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_string();
+                let commented = http
+                    .post(format!("{base}/api/v1/incidents/{id}/comments"))
+                    .bearer_auth(secret)
+                    .json(&json!({"body": "acknowledged"}))
+                    .send()
+                    .await
+                    .expect("answer");
+                assert_eq!(commented.status(), 201);
+                acknowledged.push(id);
+            }
+            acknowledged
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.expect("writer"));
+    }
+    server.crash();
+    let again = Server::start(&["--data-dir", &data], &envs).await;
+    for id in &acknowledged {
+        let timeline: Value = http
+            .get(format!("{}/api/v1/incidents/{id}/timeline", again.base))
+            .bearer_auth(secret)
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            timeline["items"].as_array().map(Vec::len),
+            Some(2),
+            "incident {id} and its comment survived"
+        );
+    }
+    drop(again);
+    let verify = Command::new(KEEL)
+        .args(["verify", "--database-url", &db.url])
+        .output()
+        .expect("keel verify runs");
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_database_is_gone() {
+    let app = App::start(Engine::Postgres).await;
+    let ready = |base: String| async move {
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .expect("answer")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ready(app.node.base.clone()).await, 200);
+    let admin = sqlx::PgPool::connect(&crate::harness::postgres_admin_url())
+        .await
+        .expect("admin connection");
+    sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", app.db.name))
+        .execute(&admin)
+        .await
+        .expect("drop");
+    admin.close().await;
+    assert_eq!(ready(app.node.base.clone()).await, 503);
+    let write = app
+        .agent
+        .post("/api/v1/incidents", json!({"title": "while the database is gone"}))
+        .await;
+    assert!(
+        matches!(write.status.as_u16(), 401 | 503),
+        "an outage is a 5xx the client may retry, never a 2xx: {}",
+        write.status
+    );
+    assert_eq!(
+        app.agent.get("/healthz").await.status,
+        200,
+        "the process itself is alive"
+    );
 }
