@@ -5,6 +5,7 @@
 mod bench;
 mod client;
 mod config;
+mod demo;
 mod serve;
 mod verify;
 

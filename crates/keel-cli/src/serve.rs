@@ -25,7 +25,7 @@ pub struct ServeArgs {
     /// `text` or `json` (one JSON object per line).
     #[arg(long, env = "KEEL_LOG_FORMAT")]
     pub log_format: Option<String>,
-    /// Fill an empty database with demo data (not yet available: see the changelog).
+    /// Fill an empty database with a demo organisation and three weeks of incidents.
     #[arg(long)]
     pub demo: bool,
 }
@@ -161,12 +161,21 @@ async fn shutdown_signal() {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = resolve(&args.store, args.listen, args.log_format)?;
     init_logs(&settings.log_format);
-    if args.demo {
-        tracing::warn!("--demo is not available in this version; starting without demo data");
-    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&settings, Arc::clone(&clock)).await?;
     bootstrap(store.as_ref(), clock.as_ref(), &settings.data_dir).await?;
+    if args.demo {
+        let n_incidents = crate::demo::fill(
+            store.as_ref(),
+            clock.as_ref(),
+            std::sync::Arc::new(settings.matrix.clone()),
+        )
+        .await
+        .context("filling the demo data")?;
+        if n_incidents > 0 {
+            tracing::info!(n_incidents, "--demo: added demo users and incidents");
+        }
+    }
     let listener = TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;

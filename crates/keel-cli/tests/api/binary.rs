@@ -436,3 +436,41 @@ async fn readiness_fails_while_the_database_is_gone() {
         "the process itself is alive"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_fills_an_empty_database_once_with_incidents_in_every_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path").to_string();
+    let secret = "keel_demo_test_bootstrap_token_001";
+    let server = Server::start(&["--data-dir", &data, "--demo"], &[("KEEL_BOOTSTRAP_TOKEN", secret)]).await;
+    let page = cli_json(&server.base, secret, &["incident", "list", "--limit", "500"]);
+    let items = page["items"].as_array().expect("items").clone();
+    assert!(items.len() >= 40, "a few weeks of incidents: {}", items.len());
+    for state in ["new", "accepted", "resolved", "closed"] {
+        assert!(items.iter().any(|i| i["state"] == state), "some incident is {state}");
+    }
+    let oldest = items.last().expect("an incident");
+    let timeline = cli_json(
+        &server.base,
+        secret,
+        &["incident", "timeline", oldest["id"].as_str().expect("id")],
+    );
+    let first = &timeline["items"][0];
+    assert!(
+        first["occurred_at"].as_str() < first["recorded_at"].as_str(),
+        "history is claimed, not faked: {first}"
+    );
+    assert!(server.stop().0);
+    let again = Server::start(&["--data-dir", &data, "--demo"], &[("KEEL_BOOTSTRAP_TOKEN", secret)]).await;
+    let page = cli_json(&again.base, secret, &["incident", "list", "--limit", "500"]);
+    assert_eq!(
+        page["items"].as_array().map(Vec::len),
+        Some(items.len()),
+        "a second --demo start adds nothing"
+    );
+    let verify = Command::new(KEEL)
+        .args(["verify", "--data-dir", &data])
+        .output()
+        .expect("keel verify runs");
+    assert!(verify.status.success());
+}
