@@ -143,6 +143,15 @@ pub struct ActionArgs {
     pub team: Option<String>,
     #[arg(long)]
     pub owner: Option<String>,
+    /// close: the reporter's satisfaction, 1 to 5.
+    #[arg(long)]
+    pub satisfaction: Option<u8>,
+    /// close: effort spent, in minutes.
+    #[arg(long)]
+    pub time_spent_minutes: Option<u32>,
+    /// close: a post-incident review is needed.
+    #[arg(long)]
+    pub review_needed: bool,
     /// When it really happened, if you document it late (RFC 3339).
     #[arg(long)]
     pub occurred_at: Option<String>,
@@ -537,6 +546,11 @@ async fn action(name: &str, args: ActionArgs) -> anyhow::Result<()> {
     put(&mut body, "team", args.team);
     put(&mut body, "owner", args.owner);
     put(&mut body, "occurred_at", args.occurred_at);
+    put(&mut body, "satisfaction", args.satisfaction);
+    put(&mut body, "time_spent_minutes", args.time_spent_minutes);
+    if args.review_needed {
+        body.insert("review_needed".into(), json!(true));
+    }
     let path = format!("/api/v1/incidents/{}/actions/{name}", encode(&args.id));
     let incident = client
         .call(reqwest::Method::POST, &path, Some(Value::Object(body)), args.if_match)

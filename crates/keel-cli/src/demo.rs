@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use keel_domain::{
-    Actor, Claimed, Command, HoldReason, Impact, PriorityMatrix, RegistrationInput, Role, Source, Timestamp, Urgency,
-    UserId, Visibility,
+    Actor, Claimed, ClosureInput, Command, HoldReason, Impact, PriorityMatrix, RegistrationInput, Role, Source,
+    Timestamp, Urgency, UserId, Visibility,
 };
 use keel_store::{Clock, ExecuteRequest, IncidentFilter, IncidentRef, NewUser, Page, RegisterRequest, Store};
 
@@ -284,6 +284,7 @@ pub async fn fill(store: &dyn Store, clock: &dyn Clock, matrix: Arc<PriorityMatr
             steps.push((
                 Command::Close {
                     note: Some("confirmed by the user".into()),
+                    closure: ClosureInput::default(),
                 },
                 owner,
                 30,

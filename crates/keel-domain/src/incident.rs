@@ -19,6 +19,18 @@ pub struct Resolution {
     pub automated: bool,
 }
 
+/// How an incident was closed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closure {
+    pub closed_by: UserId,
+    /// Closed by the person who reported it: the user confirmed the fix.
+    pub confirmed_by_reporter: bool,
+    pub satisfaction: Option<u8>,
+    pub feedback: Option<String>,
+    pub time_spent_minutes: Option<u32>,
+    pub review_needed: bool,
+}
+
 /// The current state of one incident, derived from its timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
@@ -52,6 +64,8 @@ pub struct Incident {
     pub hold_reason: Option<HoldReason>,
     pub cause: Option<String>,
     pub resolution: Option<Resolution>,
+    #[serde(default)]
+    pub closure: Option<Closure>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub accepted_at: Option<Timestamp>,
@@ -107,6 +121,7 @@ pub fn apply(
             hold_reason: None,
             cause: None,
             resolution: None,
+            closure: None,
             created_at: at,
             updated_at: at,
             accepted_at: None,
@@ -162,9 +177,23 @@ pub fn apply(
                 automated: *automated,
             });
         }
-        Change::Closed { .. } => {
+        Change::Closed {
+            satisfaction,
+            feedback,
+            time_spent_minutes,
+            review_needed,
+            ..
+        } => {
             inc.state = State::Closed;
             inc.closed_at = Some(at);
+            inc.closure = Some(Closure {
+                closed_by: actor.clone(),
+                confirmed_by_reporter: *actor == inc.reported_by,
+                satisfaction: *satisfaction,
+                feedback: feedback.clone(),
+                time_spent_minutes: *time_spent_minutes,
+                review_needed: *review_needed,
+            });
         }
         Change::Reopened { .. } => {
             inc.state = State::Accepted;

@@ -22,10 +22,10 @@ mod values;
 
 pub use access::{Actor, Role, can_view, can_view_entry};
 pub use error::DomainError;
-pub use incident::{Incident, Resolution, apply, fold};
+pub use incident::{Closure, Incident, Resolution, apply, fold};
 pub use lifecycle::{
-    Change, ClassificationPatch, Command, MAX_SHORT, MAX_TEXT, MAX_TITLE, Registration, RegistrationInput, decide,
-    register,
+    Change, ClassificationPatch, ClosureInput, Command, MAX_SHORT, MAX_TEXT, MAX_TITLE, Registration,
+    RegistrationInput, decide, register,
 };
 pub use priority::{Priority, PriorityMatrix};
 pub use time::Timestamp;

@@ -226,6 +226,16 @@ impl ClassificationPatch {
     }
 }
 
+/// What closing records besides a note: the reporter's confirmation and
+/// satisfaction, the effort spent, and whether a review is needed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClosureInput {
+    pub satisfaction: Option<u8>,
+    pub feedback: Option<String>,
+    pub time_spent_minutes: Option<u32>,
+    pub review_needed: bool,
+}
+
 /// A request to change an existing incident.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -251,6 +261,7 @@ pub enum Command {
     },
     Close {
         note: Option<String>,
+        closure: ClosureInput,
     },
     Reopen {
         reason: String,
@@ -325,6 +336,15 @@ pub enum Change {
     Closed {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+        /// The reporter's satisfaction, 1 (very unhappy) … 5 (very happy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        satisfaction: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        feedback: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_spent_minutes: Option<u32>,
+        #[serde(default)]
+        review_needed: bool,
     },
     Reopened {
         reason: String,
@@ -518,10 +538,19 @@ pub fn decide(
             },
             _ => return illegal("resolve"),
         },
-        Command::Close { note } => match state {
-            State::Resolved => Change::Closed {
-                note: text("note", note, MAX_TEXT)?,
-            },
+        Command::Close { note, closure } => match state {
+            State::Resolved => {
+                if closure.satisfaction.is_some_and(|s| !(1..=5).contains(&s)) {
+                    return Err(DomainError::Invalid("satisfaction must be between 1 and 5".into()));
+                }
+                Change::Closed {
+                    note: text("note", note, MAX_TEXT)?,
+                    satisfaction: closure.satisfaction,
+                    feedback: text("feedback", closure.feedback, MAX_TEXT)?,
+                    time_spent_minutes: closure.time_spent_minutes,
+                    review_needed: closure.review_needed,
+                }
+            }
             _ => return illegal("close"),
         },
         Command::Reopen { reason } => match state {

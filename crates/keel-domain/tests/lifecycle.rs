@@ -5,9 +5,9 @@
 
 use keel_domain::timeline::{GENESIS_HASH, seal, verify};
 use keel_domain::{
-    Actor, Change, Claimed, ClassificationPatch, Command, DomainError, Entry, HoldReason, Impact, Incident,
-    PriorityMatrix, RegistrationInput, Role, State, Timestamp, Urgency, UserId, Visibility, apply, decide, fold,
-    register,
+    Actor, Change, Claimed, ClassificationPatch, ClosureInput, Command, DomainError, Entry, HoldReason, Impact,
+    Incident, PriorityMatrix, RegistrationInput, Role, State, Timestamp, Urgency, UserId, Visibility, apply, decide,
+    fold, register,
 };
 use proptest::prelude::*;
 
@@ -127,7 +127,14 @@ fn the_happy_path_walks_every_state() {
     .expect("reopen");
     assert_eq!(j.incident.as_ref().map(|i| i.reopens), Some(1));
     j.run(&a, resolve()).expect("resolve again");
-    j.run(&a, Command::Close { note: None }).expect("close");
+    j.run(
+        &a,
+        Command::Close {
+            note: None,
+            closure: ClosureInput::default(),
+        },
+    )
+    .expect("close");
     assert_eq!(j.state(), State::Closed);
 }
 
@@ -137,7 +144,10 @@ fn illegal_transitions_are_refused_and_change_nothing() {
     let mut j = Journal::open(&a, titled("Printer jam"));
     let before = j.entries.len();
     for command in [
-        Command::Close { note: None },
+        Command::Close {
+            note: None,
+            closure: ClosureInput::default(),
+        },
         Command::Resume { note: None },
         Command::Reopen { reason: "x".into() },
     ] {
@@ -225,6 +235,7 @@ fn end_users_only_comment_publicly_confirm_or_reopen_their_own() {
         &user,
         Command::Close {
             note: Some("works".into()),
+            closure: ClosureInput::default(),
         },
     )
     .expect("user confirms");
@@ -303,7 +314,10 @@ fn command() -> impl Strategy<Value = Command> {
             note: None
         }),
         Just(resolve()),
-        Just(Command::Close { note: None }),
+        Just(Command::Close {
+            note: None,
+            closure: ClosureInput::default()
+        }),
         Just(Command::Reopen { reason: "again".into() }),
         Just(Command::Cancel { reason: "dup".into() }),
         (proptest::option::of("[a-c]"), proptest::option::of(user.clone())).prop_map(|(team, owner)| Command::Assign {

@@ -181,6 +181,15 @@ pub struct ActionBody {
     pub owner: Option<String>,
     /// assign: users who join the swarm.
     pub collaborators: Option<Vec<String>>,
+    /// close: the reporter's satisfaction, 1 … 5.
+    #[schema(minimum = 1, maximum = 5)]
+    pub satisfaction: Option<u8>,
+    /// close: the reporter's words.
+    pub feedback: Option<String>,
+    /// close: effort spent on the incident, in minutes.
+    pub time_spent_minutes: Option<u32>,
+    /// close: a post-incident review is needed.
+    pub review_needed: Option<bool>,
     #[schema(format = DateTime)]
     pub occurred_at: Option<String>,
     #[schema(format = DateTime)]
@@ -215,6 +224,17 @@ pub struct ResolutionView {
     pub workaround: Option<String>,
     pub known_solution: bool,
     pub automated: bool,
+}
+
+/// How an incident was closed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClosureView {
+    pub closed_by: String,
+    pub confirmed_by_reporter: bool,
+    pub satisfaction: Option<u8>,
+    pub feedback: Option<String>,
+    pub time_spent_minutes: Option<u32>,
+    pub review_needed: bool,
 }
 
 /// An incident as the API shows it.
@@ -252,6 +272,7 @@ pub struct IncidentView {
     pub hold_reason: Value,
     pub cause: Option<String>,
     pub resolution: Option<ResolutionView>,
+    pub closure: Option<ClosureView>,
     pub created_at: String,
     pub updated_at: String,
     pub accepted_at: Option<String>,
@@ -308,6 +329,14 @@ impl From<&Incident> for IncidentView {
                 workaround: r.workaround.clone(),
                 known_solution: r.known_solution,
                 automated: r.automated,
+            }),
+            closure: inc.closure.as_ref().map(|c| ClosureView {
+                closed_by: c.closed_by.to_string(),
+                confirmed_by_reporter: c.confirmed_by_reporter,
+                satisfaction: c.satisfaction,
+                feedback: c.feedback.clone(),
+                time_spent_minutes: c.time_spent_minutes,
+                review_needed: c.review_needed,
             }),
             created_at: inc.created_at.to_string(),
             updated_at: inc.updated_at.to_string(),

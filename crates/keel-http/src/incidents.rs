@@ -8,8 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use keel_domain::{
-    ClassificationPatch, Command, HoldReason, Incident, Priority, RegistrationInput, Role, State as LifecycleState,
-    UserId, Visibility, can_view, can_view_entry,
+    ClassificationPatch, ClosureInput, Command, HoldReason, Incident, Priority, RegistrationInput, Role,
+    State as LifecycleState, UserId, Visibility, can_view, can_view_entry,
 };
 use keel_store::{ExecuteRequest, IncidentFilter, IncidentRef, RegisterRequest};
 use serde::Deserialize;
@@ -363,7 +363,15 @@ async fn command_for(state: &AppState, action: &str, body: ActionBody) -> ApiRes
             known_solution: body.known_solution.unwrap_or(false),
             automated: body.automated.unwrap_or(false),
         },
-        "close" => Command::Close { note: body.note },
+        "close" => Command::Close {
+            note: body.note,
+            closure: ClosureInput {
+                satisfaction: body.satisfaction,
+                feedback: body.feedback,
+                time_spent_minutes: body.time_spent_minutes,
+                review_needed: body.review_needed.unwrap_or(false),
+            },
+        },
         "reopen" => Command::Reopen {
             reason: need("reason", "reopen", body.reason)?,
         },

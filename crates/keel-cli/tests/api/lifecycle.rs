@@ -61,7 +61,11 @@ async fn every_action_moves_the_incident_as_the_lifecycle_says(engine: Engine) {
             json!({"code": "fixed", "notes": "renewed the intermediate too", "known_solution": true}),
             "resolved",
         ),
-        ("close", json!({}), "closed"),
+        (
+            "close",
+            json!({"time_spent_minutes": 95, "review_needed": true}),
+            "closed",
+        ),
     ];
     for (action, body, state) in steps {
         let answer = a.act(&inc, action, body).await;
@@ -75,6 +79,12 @@ async fn every_action_moves_the_incident_as_the_lifecycle_says(engine: Engine) {
     assert_eq!(shown["cause"], "expired certificate");
     assert_eq!(shown["resolution"]["known_solution"], true);
     assert!(shown["closed_at"].is_string());
+    assert_eq!(shown["closure"]["time_spent_minutes"], 95);
+    assert_eq!(shown["closure"]["review_needed"], true);
+    assert_eq!(
+        shown["closure"]["confirmed_by_reporter"], true,
+        "the agent reported and closed it"
+    );
     let timeline = a
         .get(&format!(
             "/api/v1/incidents/{}/timeline",
