@@ -21,6 +21,8 @@ struct Cli {
     command: Commands,
 }
 
+// Parsed once at start; the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Commands {
     /// Run the server (API, metrics, health).
