@@ -11,6 +11,11 @@ mod verify;
 
 use std::process::ExitCode;
 
+/// mimalloc: request handling allocates many small, short-lived buffers,
+/// which glibc's allocator serves noticeably slower on the hot paths.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// keel: incident management, from the alert to the review.
