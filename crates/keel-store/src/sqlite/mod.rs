@@ -1,8 +1,8 @@
 //! The embedded SQLite adapter. One writer thread owns the only write
 //! connection and commits queued writes in groups (a refused write leaves
 //! no trace, so it does not undo its neighbours); readers use a pool of WAL
-//! connections; a checkpoint thread folds the WAL back. Callers never see "database is locked":
-//! writes queue instead of contending.
+//! connections; a checkpoint thread folds the WAL back. Callers never see
+//! "database is locked": writes queue instead of contending.
 
 mod rows;
 mod writer;
