@@ -224,3 +224,122 @@ async fn tokens_are_stored_only_as_hashes(engine: Engine) {
         .await;
     assert_eq!(found, Some(app.agent.id.clone()));
 }
+
+on_both_engines!(every_route_checks_the_callers_role);
+
+/// One row per route: which roles get through (2xx), the others must get 403
+/// (or 404 where an end user may not learn that the incident exists).
+async fn every_route_checks_the_callers_role(engine: Engine) {
+    let app = App::start(engine).await;
+    let staff_incident = app.agent.incident(json!({"title": "Role matrix"})).await;
+    let id = staff_incident["id"].as_str().expect("id").to_string();
+    let callers = [
+        ("end_user", &app.user),
+        ("agent", &app.agent),
+        ("incident_manager", &app.manager),
+        ("admin", &app.admin),
+    ];
+    let fresh_email = |role: &str| format!("matrix-{role}-{}@example.test", keel_http::new_id());
+    for (role, caller) in callers {
+        let staff = role != "end_user";
+        let checks: Vec<(&str, reqwest::Method, String, Option<serde_json::Value>, bool)> = vec![
+            (
+                "list incidents",
+                reqwest::Method::GET,
+                "/api/v1/incidents".into(),
+                None,
+                true,
+            ),
+            (
+                "create incident",
+                reqwest::Method::POST,
+                "/api/v1/incidents".into(),
+                Some(json!({"title": "x"})),
+                true,
+            ),
+            (
+                "show incident",
+                reqwest::Method::GET,
+                format!("/api/v1/incidents/{id}"),
+                None,
+                staff,
+            ),
+            (
+                "patch incident",
+                reqwest::Method::PATCH,
+                format!("/api/v1/incidents/{id}"),
+                Some(json!({"location": role})),
+                staff,
+            ),
+            (
+                "comment",
+                reqwest::Method::POST,
+                format!("/api/v1/incidents/{id}/comments"),
+                Some(json!({"body": "hi", "visibility": "public"})),
+                staff,
+            ),
+            (
+                "timeline",
+                reqwest::Method::GET,
+                format!("/api/v1/incidents/{id}/timeline"),
+                None,
+                staff,
+            ),
+            (
+                "verify",
+                reqwest::Method::GET,
+                format!("/api/v1/incidents/{id}/verify"),
+                None,
+                staff,
+            ),
+            (
+                "assign",
+                reqwest::Method::POST,
+                format!("/api/v1/incidents/{id}/actions/assign"),
+                Some(json!({"team": role})),
+                staff,
+            ),
+            ("list users", reqwest::Method::GET, "/api/v1/users".into(), None, staff),
+            (
+                "show user",
+                reqwest::Method::GET,
+                format!("/api/v1/users/{}", app.agent.id),
+                None,
+                staff || caller.id == app.agent.id,
+            ),
+            (
+                "create user",
+                reqwest::Method::POST,
+                "/api/v1/users".into(),
+                Some(json!({"name": "N", "email": fresh_email(role), "role": "agent"})),
+                role == "admin",
+            ),
+            (
+                "mint token for another",
+                reqwest::Method::POST,
+                format!("/api/v1/users/{}/tokens", app.other_user.id),
+                Some(json!({"name": "t"})),
+                role == "admin",
+            ),
+            ("me", reqwest::Method::GET, "/api/v1/me".into(), None, true),
+        ];
+        for (what, method, path, body, allowed) in checks {
+            let answer = caller.call(method, &path, body).await;
+            if allowed {
+                assert!(
+                    answer.status.is_success(),
+                    "{role} may {what}: {} {}",
+                    answer.status,
+                    answer.body
+                );
+            } else {
+                assert!(
+                    matches!(answer.status.as_u16(), 403 | 404),
+                    "{role} may not {what}: got {} {}",
+                    answer.status,
+                    answer.body
+                );
+            }
+        }
+    }
+}
