@@ -18,7 +18,7 @@ pub struct StoreArgs {
     #[arg(long, env = "KEEL_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// `sqlite://PATH` or `postgres://USER@HOST/DB`; default: SQLite in the data directory.
-    #[arg(long, env = "KEEL_DATABASE_URL")]
+    #[arg(long, env = "KEEL_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// A TOML configuration file.
     #[arg(long, env = "KEEL_CONFIG")]
