@@ -449,15 +449,23 @@ pub async fn incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
         }
         IncidentCommand::Timeline(args) => {
             let client = Client::new(&args.connection)?;
-            let page = client
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/incidents/{}/timeline", encode(&args.id)),
-                    None,
-                    None,
-                )
-                .await?;
-            show(args.connection.json, &page, print_timeline);
+            // Follow the cursors so the whole timeline prints, however long.
+            let mut items = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let after = cursor
+                    .as_deref()
+                    .map_or_else(String::new, |c| format!("&cursor={}", percent(c)));
+                let path = format!("/api/v1/incidents/{}/timeline?limit=500{after}", encode(&args.id));
+                let page = client.call(Method::GET, &path, None, None).await?;
+                items.extend(page.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
+                match page.get("next_cursor").and_then(Value::as_str) {
+                    Some(next) => cursor = Some(next.to_string()),
+                    None => break,
+                }
+            }
+            let whole = json!({ "items": items, "next_cursor": null });
+            show(args.connection.json, &whole, print_timeline);
         }
         IncidentCommand::Verify(args) => {
             let client = Client::new(&args.connection)?;

@@ -169,16 +169,17 @@ fn split_list<T>(
         .collect()
 }
 
-fn encode_cursor(number: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("n:{number}"))
+/// Cursors are opaque to clients: a kind prefix and a position, base64url.
+fn encode_cursor(kind: &str, position: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}{position}"))
 }
 
-fn decode_cursor(cursor: &str) -> ApiResult<i64> {
+fn decode_cursor(cursor: &str, kind: &str) -> ApiResult<i64> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("n:").and_then(|n| n.parse().ok()))
+        .and_then(|text| text.strip_prefix(kind).and_then(|n| n.parse().ok()))
         .ok_or_else(|| ApiError::bad_request("cursor is not one this server handed out"))
 }
 
@@ -215,7 +216,7 @@ pub async fn list(
         major: query.major,
         text: query.q.filter(|q| !q.trim().is_empty()).map(|q| q.trim().to_string()),
     };
-    let after_number = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let after_number = query.cursor.as_deref().map(|c| decode_cursor(c, "n:")).transpose()?;
     let mut items = state
         .store
         .list_incidents(
@@ -229,7 +230,7 @@ pub async fn list(
     let has_more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let next_cursor = if has_more {
-        items.last().map(|inc| encode_cursor(inc.number))
+        items.last().map(|inc| encode_cursor("n:", inc.number))
     } else {
         None
     };
@@ -472,26 +473,53 @@ pub async fn comment(
     Ok((StatusCode::CREATED, Json(EntryView::from(entry))).into_response())
 }
 
+/// Paging of `GET /api/v1/incidents/{id}/timeline`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineQuery {
+    /// 1..500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
 /// The timeline of an incident, oldest first. End users do not see internal comments.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents",
-    params(("id" = String, Path, description = "id, number or INC-number")),
+    params(("id" = String, Path, description = "id, number or INC-number"), TimelineQuery),
     responses((status = 200, body = Page<EntryView>), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn timeline(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<TimelineQuery>,
 ) -> ApiResult<Json<Page<EntryView>>> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    let after_seq = match query.cursor.as_deref() {
+        Some(cursor) => u64::try_from(decode_cursor(cursor, "s:")?).map_err(|_| ApiError::bad_request("bad cursor"))?,
+        None => 0,
+    };
     let incident = visible(&state, &auth, &id).await?;
-    let entries = state.store.timeline(&IncidentRef::Id(incident.id)).await?;
+    let mut entries = state
+        .store
+        .timeline(&IncidentRef::Id(incident.id), after_seq, Some(limit + 1))
+        .await?;
+    let has_more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    // The cursor follows what was read, so hidden entries never end a page early for good.
+    let next_cursor = if has_more {
+        entries.last().map(|e| encode_cursor("s:", e.seq as i64))
+    } else {
+        None
+    };
     let items = entries
         .iter()
         .filter(|e| can_view_entry(&auth.actor, e))
         .map(EntryView::from)
         .collect();
-    Ok(Json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(Json(Page { items, next_cursor }))
 }
 
 /// Recompute the incident's hash chain and compare it with what is stored.

@@ -224,8 +224,14 @@ pub trait Store: Send + Sync + 'static {
     async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError>;
     async fn get_incident(&self, incident: &IncidentRef) -> Result<Option<Incident>, StoreError>;
     async fn list_incidents(&self, filter: &IncidentFilter, page: Page) -> Result<Vec<Incident>, StoreError>;
-    /// All entries of an incident, by `seq`.
-    async fn timeline(&self, incident: &IncidentRef) -> Result<Vec<Entry>, StoreError>;
+    /// Entries of an incident with `seq` above `after_seq`, by `seq`, at most
+    /// `limit` of them (`None`: all).
+    async fn timeline(
+        &self,
+        incident: &IncidentRef,
+        after_seq: u64,
+        limit: Option<u32>,
+    ) -> Result<Vec<Entry>, StoreError>;
     /// Recomputes one incident's chain.
     async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError>;
     /// Recomputes every chain.

@@ -244,11 +244,19 @@ async fn store_planned(tx: &mut Transaction<'_, Postgres>, planned: &Planned, is
     Ok(())
 }
 
-async fn read_timeline(pool: &PgPool, incident_id: &str) -> Result<Vec<Entry>, StoreError> {
+async fn read_timeline(
+    pool: &PgPool,
+    incident_id: &str,
+    after_seq: u64,
+    limit: Option<u32>,
+) -> Result<Vec<Entry>, StoreError> {
+    // LIMIT NULL is PostgreSQL's "no limit".
     let rows = sqlx::query(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM timeline_entries WHERE incident_id = $1 ORDER BY seq"
+        "SELECT {ENTRY_COLUMNS} FROM timeline_entries WHERE incident_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
     ))
     .bind(incident_id)
+    .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+    .bind(limit.map(i64::from))
     .fetch_all(pool)
     .await
     .map_err(map_err)?;
@@ -260,7 +268,7 @@ async fn verify_one(pool: &PgPool, row: &PgRow) -> Result<IncidentVerification, 
     let number: i64 = row.try_get("number").map_err(map_err)?;
     let version: i64 = row.try_get("version").map_err(map_err)?;
     let head: String = row.try_get("head_hash").map_err(map_err)?;
-    let entries = read_timeline(pool, &id).await?;
+    let entries = read_timeline(pool, &id, 0, None).await?;
     let report = keel_domain::timeline::verify(&id, &entries, Some((u64::try_from(version).unwrap_or(0), &head)));
     Ok(IncidentVerification { id, number, report })
 }
@@ -413,12 +421,17 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn timeline(&self, incident: &IncidentRef) -> Result<Vec<Entry>, StoreError> {
+    async fn timeline(
+        &self,
+        incident: &IncidentRef,
+        after_seq: u64,
+        limit: Option<u32>,
+    ) -> Result<Vec<Entry>, StoreError> {
         let current = self
             .get_incident(incident)
             .await?
             .ok_or_else(|| StoreError::NotFound("incident".into()))?;
-        read_timeline(&self.pool, &current.id).await
+        read_timeline(&self.pool, &current.id, after_seq, limit).await
     }
 
     async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError> {

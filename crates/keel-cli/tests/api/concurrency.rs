@@ -65,7 +65,10 @@ async fn concurrent_writers_never_lose_or_fork_an_entry(engine: Engine) {
         n_accepted += task.await.expect("writer task");
     }
     assert_eq!(n_accepted, 1, "exactly one of the racing accepts wins");
-    let timeline = app.agent.get(&format!("/api/v1/incidents/{id}/timeline")).await;
+    let timeline = app
+        .agent
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=500"))
+        .await;
     let items = timeline.ok()["items"].as_array().expect("items").clone();
     assert_eq!(
         items.len(),

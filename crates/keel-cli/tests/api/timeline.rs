@@ -10,6 +10,7 @@ on_both_engines!(
     entries_chain_and_keep_claimed_times_apart_from_recorded_ones,
     the_database_refuses_updates_and_deletes_of_entries,
     verify_names_the_first_tampered_entry,
+    long_timelines_come_in_pages_that_end_user_filters_do_not_cut_short,
 );
 
 async fn entries_chain_and_keep_claimed_times_apart_from_recorded_ones(engine: Engine) {
@@ -160,4 +161,66 @@ async fn verify_names_the_first_tampered_entry(engine: Engine) {
     let report = a.get(&format!("/api/v1/incidents/{reordered_id}/verify")).await;
     assert_eq!(report.ok()["ok"], false);
     assert_eq!(report.body["first_bad_seq"], 2);
+}
+
+async fn long_timelines_come_in_pages_that_end_user_filters_do_not_cut_short(engine: Engine) {
+    let app = App::start(engine).await;
+    let inc = app.user.incident(json!({"title": "Chatty incident"})).await;
+    let id = inc["id"].as_str().expect("id");
+    for n in 0..60 {
+        let visibility = if n % 2 == 0 { "internal" } else { "public" };
+        app.agent
+            .post(
+                &format!("/api/v1/incidents/{id}/comments"),
+                json!({"body": format!("note {n}"), "visibility": visibility}),
+            )
+            .await
+            .ok();
+    }
+    let mut staff_seqs = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = cursor.as_ref().map_or_else(String::new, |c| format!("?cursor={c}"));
+        let page = app.agent.get(&format!("/api/v1/incidents/{id}/timeline{query}")).await;
+        let page = page.ok().clone();
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 50, "default page size is 50");
+        staff_seqs.extend(items.iter().filter_map(|e| e["seq"].as_i64()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(staff_seqs, (1..=61).collect::<Vec<_>>(), "every entry once, in order");
+    let mut public_bodies = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = cursor
+            .as_ref()
+            .map_or_else(|| "?limit=7".to_string(), |c| format!("?limit=7&cursor={c}"));
+        let page = app.user.get(&format!("/api/v1/incidents/{id}/timeline{query}")).await;
+        let page = page.ok().clone();
+        public_bodies += page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|e| e["kind"] == "commented")
+            .count();
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        public_bodies, 30,
+        "the reporter pages through all public notes and no internal one"
+    );
+    app.agent
+        .get(&format!("/api/v1/incidents/{id}/timeline?limit=0"))
+        .await
+        .problem(422);
+    app.agent
+        .get(&format!("/api/v1/incidents/{id}/timeline?cursor=nope"))
+        .await
+        .problem(400);
 }

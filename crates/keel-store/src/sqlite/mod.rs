@@ -327,13 +327,23 @@ fn store_planned(conn: &Connection, planned: &Planned, previous: Option<&Inciden
     Ok(())
 }
 
-fn read_timeline(conn: &Connection, incident_id: &str) -> Result<Vec<Entry>, StoreError> {
+fn read_timeline(
+    conn: &Connection,
+    incident_id: &str,
+    after_seq: u64,
+    limit: Option<u32>,
+) -> Result<Vec<Entry>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM timeline_entries WHERE incident_id = ?1 ORDER BY seq"
+            "SELECT {ENTRY_COLUMNS} FROM timeline_entries WHERE incident_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
         ))
         .map_err(map_err)?;
-    let rows = stmt.query_map([incident_id], entry_from_row).map_err(map_err)?;
+    // LIMIT -1 is SQLite's "no limit".
+    let limit = limit.map_or(-1, i64::from);
+    let after_seq = i64::try_from(after_seq).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map(params![incident_id, after_seq, limit], entry_from_row)
+        .map_err(map_err)?;
     rows.map(|row| row.map_err(map_err)?).collect()
 }
 
@@ -344,7 +354,7 @@ fn verify_one(
     version: i64,
     head_hash: &str,
 ) -> Result<IncidentVerification, StoreError> {
-    let entries = read_timeline(conn, id)?;
+    let entries = read_timeline(conn, id, 0, None)?;
     let report = keel_domain::timeline::verify(id, &entries, Some((u64::try_from(version).unwrap_or(0), head_hash)));
     Ok(IncidentVerification {
         id: id.to_string(),
@@ -504,11 +514,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn timeline(&self, incident: &IncidentRef) -> Result<Vec<Entry>, StoreError> {
+    async fn timeline(
+        &self,
+        incident: &IncidentRef,
+        after_seq: u64,
+        limit: Option<u32>,
+    ) -> Result<Vec<Entry>, StoreError> {
         let incident = incident.clone();
         self.read(move |conn| {
             let (inc, _) = load_incident(conn, &incident)?.ok_or_else(|| StoreError::NotFound("incident".into()))?;
-            read_timeline(conn, &inc.id)
+            read_timeline(conn, &inc.id, after_seq, limit)
         })
         .await
     }
