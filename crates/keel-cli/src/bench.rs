@@ -182,6 +182,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let router = app(&settings, store, clock);
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
     let duration = Duration::from_secs(args.seconds.max(1));

@@ -182,6 +182,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, engine = store.engine(), database = %redact(&settings.database_url), "keel is serving");
     let app = app(&settings, store, clock);
+    // Answers are small and latency matters more than packet count.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
