@@ -1,11 +1,11 @@
 //! The single SQLite writer: a thread that takes queued writes, runs a group
 //! of them in one transaction, commits once, and only then answers each
-//! caller. Group commit is what lets one file take
-//! thousands of writes a second without "database is locked".
-
-use std::sync::mpsc;
+//! caller. Group commit is what lets one file take thousands of writes a
+//! second without "database is locked".
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
 
 use keel_domain::Incident;
 use rusqlite::Connection;
@@ -130,14 +130,25 @@ fn run(conn: &Connection, queue: &mpsc::Receiver<Job>, max_batch: usize) {
             // of itself in the transaction, so the whole group is rolled
             // back and every caller told. Cheaper than a savepoint per write.
             let changes_before = conn.total_changes();
-            let (ok, completion) = job(&mut Session {
+            // A bug that panics inside one write must not take the writer
+            // down with it: that write's caller is told it failed (its answer
+            // channel is dropped) and its group rolls back.
+            let session = &mut Session {
                 conn,
                 cache: &mut cache,
-            });
-            if !ok && conn.total_changes() != changes_before {
-                torn = true;
+            };
+            match catch_unwind(AssertUnwindSafe(|| job(session))) {
+                Ok((ok, completion)) => {
+                    if !ok && conn.total_changes() != changes_before {
+                        torn = true;
+                    }
+                    completions.push(completion);
+                }
+                Err(_) => {
+                    tracing::error!("a write panicked; rolling back its group");
+                    torn = true;
+                }
             }
-            completions.push(completion);
         }
         let committed = if torn {
             tracing::error!(
