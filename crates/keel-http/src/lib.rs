@@ -8,6 +8,7 @@ mod dto;
 pub mod error;
 mod extract;
 mod incidents;
+mod integrations;
 mod ops;
 mod users;
 
@@ -91,7 +92,7 @@ fn metrics_handle() -> PrometheusHandle {
 #[openapi(
     info(title = "keel", description = "Incident management: the record, its lifecycle and its true timeline."),
     modifiers(&BearerAuth),
-    tags((name = "incidents"), (name = "users"))
+    tags((name = "incidents"), (name = "users"), (name = "integrations"))
 )]
 struct ApiDoc;
 
@@ -177,6 +178,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(users::show))
         .routes(routes!(users::me))
         .routes(routes!(users::create_token))
+        .routes(routes!(integrations::create, integrations::list))
+        .routes(routes!(integrations::show, integrations::patch))
+        .routes(routes!(integrations::rotate))
 }
 
 /// The whole application.

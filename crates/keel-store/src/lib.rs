@@ -118,6 +118,97 @@ pub struct ApiToken {
     pub created_at: Timestamp,
 }
 
+/// The monitoring formats an integration speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationKind {
+    Pagerduty,
+    Alertmanager,
+    Grafana,
+    Generic,
+}
+
+impl IntegrationKind {
+    /// Every kind.
+    pub const ALL: [IntegrationKind; 4] = [
+        IntegrationKind::Pagerduty,
+        IntegrationKind::Alertmanager,
+        IntegrationKind::Grafana,
+        IntegrationKind::Generic,
+    ];
+
+    /// The wire name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IntegrationKind::Pagerduty => "pagerduty",
+            IntegrationKind::Alertmanager => "alertmanager",
+            IntegrationKind::Grafana => "grafana",
+            IntegrationKind::Generic => "generic",
+        }
+    }
+
+    /// Parses a wire name.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// A monitoring integration: where events come from, and what they are
+/// about by default. Its secret key is kept only as a SHA-256 hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Integration {
+    pub id: String,
+    pub name: String,
+    pub kind: IntegrationKind,
+    pub service: Option<String>,
+    pub team: Option<String>,
+    pub key_hash: String,
+    /// The key's first characters, to tell keys apart in lists.
+    pub key_hint: String,
+    pub disabled: bool,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub rotated_at: Option<Timestamp>,
+}
+
+/// A change to an integration; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct IntegrationUpdate {
+    pub name: Option<String>,
+    /// `Some(None)` clears the service.
+    pub service: Option<Option<String>>,
+    /// `Some(None)` clears the team.
+    pub team: Option<Option<String>>,
+    pub disabled: Option<bool>,
+    /// A new key (hash, hint): the old one stops working at once.
+    pub new_key: Option<(String, String)>,
+}
+
+impl IntegrationUpdate {
+    /// Applies the change to `integration` as of `now`.
+    pub fn apply(self, integration: &mut Integration, now: Timestamp) {
+        if let Some(name) = self.name {
+            integration.name = name;
+        }
+        if let Some(service) = self.service {
+            integration.service = service;
+        }
+        if let Some(team) = self.team {
+            integration.team = team;
+        }
+        if let Some(disabled) = self.disabled {
+            integration.disabled = disabled;
+        }
+        if let Some((hash, hint)) = self.new_key {
+            integration.key_hash = hash;
+            integration.key_hint = hint;
+            integration.rotated_at = Some(now);
+        }
+    }
+}
+
 /// How a caller names an incident: its id or its human number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IncidentRef {
@@ -217,6 +308,14 @@ pub trait Store: Send + Sync + 'static {
     async fn create_token(&self, token: ApiToken) -> Result<(), StoreError>;
     /// The token with this hash and its user, if both exist.
     async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, User)>, StoreError>;
+
+    async fn create_integration(&self, integration: Integration) -> Result<Integration, StoreError>;
+    async fn list_integrations(&self) -> Result<Vec<Integration>, StoreError>;
+    async fn get_integration(&self, id: &str) -> Result<Option<Integration>, StoreError>;
+    /// The integration whose key has this hash (enabled or not).
+    async fn find_integration_by_key(&self, key_hash: &str) -> Result<Option<Integration>, StoreError>;
+    /// Changes an integration atomically; `NotFound` if there is none.
+    async fn update_integration(&self, id: &str, update: IntegrationUpdate) -> Result<Integration, StoreError>;
 
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError>;
     /// Applies a command; returns the incident after it and the entries it

@@ -17,25 +17,32 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use crate::filter::{Bind, list_query};
 use crate::plan::{Planned, plan_command, plan_registration, search_text};
 use crate::{
-    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, NewUser, Page,
-    RegisterRequest, Store, StoreError, User,
+    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, Integration,
+    IntegrationKind, IntegrationUpdate, NewUser, Page, RegisterRequest, Store, StoreError, User,
 };
 
 /// The schema, embedded in the binary. sqlx's migrator records what ran in
 /// `_sqlx_migrations` and holds an advisory lock while it works.
 fn migrator() -> Migrator {
-    let migrations = [(1, "init", include_str!("../migrations/postgres/0001_init.sql"))]
-        .into_iter()
-        .map(|(version, name, sql)| {
-            Migration::new(
-                version,
-                Cow::Borrowed(name),
-                MigrationType::Simple,
-                Cow::Borrowed(sql),
-                false,
-            )
-        })
-        .collect::<Vec<_>>();
+    let migrations = [
+        (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+        (
+            2,
+            "integrations",
+            include_str!("../migrations/postgres/0002_integrations.sql"),
+        ),
+    ]
+    .into_iter()
+    .map(|(version, name, sql)| {
+        Migration::new(
+            version,
+            Cow::Borrowed(name),
+            MigrationType::Simple,
+            Cow::Borrowed(sql),
+            false,
+        )
+    })
+    .collect::<Vec<_>>();
     Migrator {
         migrations: Cow::Owned(migrations),
         ..Migrator::DEFAULT
@@ -153,6 +160,60 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         created_at: Timestamp::from_micros(row.try_get("created_at").map_err(map_err)?),
         disabled: row.try_get("disabled").map_err(map_err)?,
     })
+}
+
+const INTEGRATION_COLUMNS: &str =
+    "id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at";
+
+fn integration_from_row(row: &PgRow) -> Result<Integration, StoreError> {
+    let kind: String = row.try_get("kind").map_err(map_err)?;
+    Ok(Integration {
+        id: row.try_get("id").map_err(map_err)?,
+        name: row.try_get("name").map_err(map_err)?,
+        kind: IntegrationKind::parse(&kind)
+            .ok_or_else(|| StoreError::Other(format!("unknown integration kind {kind:?}")))?,
+        service: row.try_get("service").map_err(map_err)?,
+        team: row.try_get("team").map_err(map_err)?,
+        key_hash: row.try_get("key_hash").map_err(map_err)?,
+        key_hint: row.try_get("key_hint").map_err(map_err)?,
+        disabled: row.try_get("disabled").map_err(map_err)?,
+        created_by: row.try_get("created_by").map_err(map_err)?,
+        created_at: Timestamp::from_micros(row.try_get("created_at").map_err(map_err)?),
+        rotated_at: row
+            .try_get::<Option<i64>, _>("rotated_at")
+            .map_err(map_err)?
+            .map(Timestamp::from_micros),
+    })
+}
+
+async fn write_integration(
+    executor: impl sqlx::PgExecutor<'_>,
+    i: &Integration,
+    is_new: bool,
+) -> Result<(), StoreError> {
+    let sql = if is_new {
+        "INSERT INTO integrations (id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    } else {
+        "UPDATE integrations SET name = $2, kind = $3, service = $4, team = $5, key_hash = $6, key_hint = $7, disabled = $8,
+         created_by = $9, created_at = $10, rotated_at = $11 WHERE id = $1"
+    };
+    sqlx::query(sql)
+        .bind(&i.id)
+        .bind(&i.name)
+        .bind(i.kind.as_str())
+        .bind(&i.service)
+        .bind(&i.team)
+        .bind(&i.key_hash)
+        .bind(&i.key_hint)
+        .bind(i.disabled)
+        .bind(&i.created_by)
+        .bind(i.created_at.as_micros())
+        .bind(i.rotated_at.map(Timestamp::as_micros))
+        .execute(executor)
+        .await
+        .map_err(map_err)?;
+    Ok(())
 }
 
 const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
@@ -353,6 +414,61 @@ impl Store for PostgresStore {
             created_at: Timestamp::from_micros(row.try_get("token_created_at").map_err(map_err)?),
         };
         Ok(Some((token, user_from_row(&row)?)))
+    }
+
+    async fn create_integration(&self, integration: Integration) -> Result<Integration, StoreError> {
+        write_integration(&self.pool, &integration, true).await?;
+        Ok(integration)
+    }
+
+    async fn list_integrations(&self) -> Result<Vec<Integration>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations ORDER BY name, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(integration_from_row).collect()
+    }
+
+    async fn get_integration(&self, id: &str) -> Result<Option<Integration>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(integration_from_row).transpose()
+    }
+
+    async fn find_integration_by_key(&self, key_hash: &str) -> Result<Option<Integration>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE key_hash = $1"
+        ))
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(integration_from_row).transpose()
+    }
+
+    async fn update_integration(&self, id: &str, update: IntegrationUpdate) -> Result<Integration, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let row = sqlx::query(&format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let mut integration = row
+            .as_ref()
+            .map(integration_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound("integration".into()))?;
+        update.apply(&mut integration, self.clock.now());
+        write_integration(&mut *tx, &integration, false).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(integration)
     }
 
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError> {

@@ -7,6 +7,7 @@ mod access;
 mod binary;
 mod concurrency;
 mod input;
+mod integrations;
 mod lifecycle;
 mod listing;
 mod operations;

@@ -76,6 +76,9 @@ async fn openapi_documents_every_api_route(engine: Engine) {
         "/api/v1/users/{id}",
         "/api/v1/users/{id}/tokens",
         "/api/v1/me",
+        "/api/v1/integrations",
+        "/api/v1/integrations/{id}",
+        "/api/v1/integrations/{id}/rotate",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }

@@ -19,13 +19,19 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::filter::{Bind, list_query};
 use crate::plan::{Planned, plan_command, plan_registration, search_text};
 use crate::{
-    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, NewUser, Page,
-    RegisterRequest, Store, StoreError, User,
+    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, Integration,
+    IntegrationUpdate, NewUser, Page, RegisterRequest, Store, StoreError, User,
 };
-use rows::{ENTRY_COLUMNS, USER_COLUMNS, entry_from_row, map_err, token_from_row, user_from_row};
+use rows::{
+    ENTRY_COLUMNS, INTEGRATION_COLUMNS, USER_COLUMNS, entry_from_row, integration_from_row, map_err, token_from_row,
+    user_from_row,
+};
 use writer::Writer;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_integrations.sql"),
+];
 
 /// Tuning of the SQLite adapter.
 #[derive(Clone, Copy, Debug)]
@@ -448,6 +454,53 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn create_integration(&self, integration: Integration) -> Result<Integration, StoreError> {
+        self.writer
+            .write(move |session| {
+                write_integration(session.conn, &integration, true)?;
+                Ok(integration)
+            })
+            .await
+    }
+
+    async fn list_integrations(&self) -> Result<Vec<Integration>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {INTEGRATION_COLUMNS} FROM integrations ORDER BY name, id"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt.query_map([], integration_from_row).map_err(map_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn get_integration(&self, id: &str) -> Result<Option<Integration>, StoreError> {
+        let id = id.to_string();
+        self.read(move |conn| read_integration(conn, "id", &id)).await
+    }
+
+    async fn find_integration_by_key(&self, key_hash: &str) -> Result<Option<Integration>, StoreError> {
+        let key_hash = key_hash.to_string();
+        self.read(move |conn| read_integration(conn, "key_hash", &key_hash))
+            .await
+    }
+
+    async fn update_integration(&self, id: &str, update: IntegrationUpdate) -> Result<Integration, StoreError> {
+        let id = id.to_string();
+        let now = self.clock.now();
+        self.writer
+            .write(move |session| {
+                let mut integration = read_integration(session.conn, "id", &id)?
+                    .ok_or_else(|| StoreError::NotFound("integration".into()))?;
+                update.apply(&mut integration, now);
+                write_integration(session.conn, &integration, false)?;
+                Ok(integration)
+            })
+            .await
+    }
+
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError> {
         let clock = Arc::clone(&self.clock);
         self.writer
@@ -597,6 +650,43 @@ fn insert_user(conn: &Connection, user: &NewUser, now: keel_domain::Timestamp) -
         other => other,
     })?;
     Ok(user.stored(now))
+}
+
+fn read_integration(conn: &Connection, column: &str, value: &str) -> Result<Option<Integration>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE {column} = ?1"
+    ))
+    .map_err(map_err)?
+    .query_row([value], integration_from_row)
+    .optional()
+    .map_err(map_err)
+}
+
+fn write_integration(conn: &Connection, i: &Integration, is_new: bool) -> Result<(), StoreError> {
+    let sql = if is_new {
+        "INSERT INTO integrations (id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    } else {
+        "UPDATE integrations SET name = ?2, kind = ?3, service = ?4, team = ?5, key_hash = ?6, key_hint = ?7, disabled = ?8,
+         created_by = ?9, created_at = ?10, rotated_at = ?11 WHERE id = ?1"
+    };
+    conn.prepare_cached(sql)
+        .map_err(map_err)?
+        .execute(params![
+            i.id,
+            i.name,
+            i.kind.as_str(),
+            i.service,
+            i.team,
+            i.key_hash,
+            i.key_hint,
+            i.disabled,
+            i.created_by,
+            i.created_at.as_micros(),
+            i.rotated_at.map(keel_domain::Timestamp::as_micros),
+        ])
+        .map_err(map_err)?;
+    Ok(())
 }
 
 fn insert_token(conn: &Connection, token: &ApiToken) -> Result<(), StoreError> {

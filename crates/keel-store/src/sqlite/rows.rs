@@ -3,10 +3,12 @@
 use keel_domain::{Entry, Role, Timestamp, UserId};
 use rusqlite::{ErrorCode, Row};
 
-use crate::{ApiToken, StoreError, User};
+use crate::{ApiToken, Integration, IntegrationKind, StoreError, User};
 
 pub(super) const ENTRY_COLUMNS: &str =
     "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
+pub(super) const INTEGRATION_COLUMNS: &str =
+    "id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at";
 pub(super) const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
 
 fn bad_column(idx: usize, what: &str) -> rusqlite::Error {
@@ -65,6 +67,23 @@ pub(super) fn token_from_row(row: &Row<'_>) -> rusqlite::Result<(ApiToken, User)
         created_at: Timestamp::from_micros(row.get(4)?),
     };
     Ok((token, user_at(row, 5)?))
+}
+
+pub(super) fn integration_from_row(row: &Row<'_>) -> rusqlite::Result<Integration> {
+    let kind: String = row.get(2)?;
+    Ok(Integration {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        kind: IntegrationKind::parse(&kind).ok_or_else(|| bad_column(2, "unknown integration kind"))?,
+        service: row.get(3)?,
+        team: row.get(4)?,
+        key_hash: row.get(5)?,
+        key_hint: row.get(6)?,
+        disabled: row.get(7)?,
+        created_by: row.get(8)?,
+        created_at: Timestamp::from_micros(row.get(9)?),
+        rotated_at: row.get::<_, Option<i64>>(10)?.map(Timestamp::from_micros),
+    })
 }
 
 /// Translates SQLite's errors into the store's.
