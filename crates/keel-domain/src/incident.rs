@@ -74,6 +74,9 @@ pub struct Incident {
     pub closed_at: Option<Timestamp>,
     pub reassignments: u32,
     pub reopens: u32,
+    /// Dedup keys of the monitoring alerts of this incident that are still open.
+    #[serde(default)]
+    pub open_alerts: Vec<String>,
     /// The sequence number of the last timeline entry.
     pub version: u64,
 }
@@ -130,6 +133,7 @@ pub fn apply(
             closed_at: None,
             reassignments: 0,
             reopens: 0,
+            open_alerts: Vec::new(),
             version: seq,
         });
     }
@@ -229,6 +233,12 @@ pub fn apply(
             }
         }
         Change::Commented { .. } => {}
+        Change::AlertAttached { dedup_key, .. } => {
+            if !inc.open_alerts.contains(dedup_key) {
+                inc.open_alerts.push(dedup_key.clone());
+            }
+        }
+        Change::AlertRecovered { dedup_key } => inc.open_alerts.retain(|k| k != dedup_key),
     }
     Some(inc)
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::detection::Severity;
 use crate::{
     Actor, Channel, DomainError, HoldReason, Impact, Incident, Priority, PriorityMatrix, Role, Source, State,
     Timestamp, Urgency, UserId, Visibility,
@@ -278,6 +279,22 @@ pub enum Command {
         body: String,
         visibility: Visibility,
     },
+    /// Monitoring: an alert joins the incident.
+    AttachAlert {
+        dedup_key: String,
+        summary: String,
+        severity: Severity,
+    },
+    /// Monitoring: the sender acknowledged an alert; a new incident is accepted.
+    AcknowledgeAlert {
+        dedup_key: String,
+    },
+    /// Monitoring: an alert recovered; with `auto_resolve`, the incident
+    /// resolves when no alert of it is open any more.
+    RecoverAlert {
+        dedup_key: String,
+        auto_resolve: bool,
+    },
 }
 
 impl Command {
@@ -296,6 +313,9 @@ impl Command {
             Command::Cancel { .. } => "cancel",
             Command::Assign { .. } => "assign",
             Command::Comment { .. } => "comment",
+            Command::AttachAlert { .. } => "attach alert",
+            Command::AcknowledgeAlert { .. } => "acknowledge alert",
+            Command::RecoverAlert { .. } => "recover alert",
         }
     }
 }
@@ -367,6 +387,14 @@ pub enum Change {
     Commented {
         body: String,
         visibility: Visibility,
+    },
+    AlertAttached {
+        dedup_key: String,
+        summary: String,
+        severity: Severity,
+    },
+    AlertRecovered {
+        dedup_key: String,
     },
 }
 
@@ -574,6 +602,47 @@ pub fn decide(
                 return illegal("assign");
             }
             return Ok(assign(incident, team, owner, add_collaborators)?.into_iter().collect());
+        }
+        Command::AttachAlert {
+            dedup_key,
+            summary,
+            severity,
+        } => {
+            if !state.is_open() {
+                return illegal("attach an alert to");
+            }
+            Change::AlertAttached {
+                dedup_key,
+                summary: required("summary", summary, MAX_TITLE * 4)?,
+                severity,
+            }
+        }
+        Command::AcknowledgeAlert { .. } => {
+            // Accepting is the person's or the sender's first acknowledgement;
+            // later ones change nothing.
+            return Ok(if state == State::New {
+                vec![Change::Accepted {}]
+            } else {
+                Vec::new()
+            });
+        }
+        Command::RecoverAlert {
+            dedup_key,
+            auto_resolve,
+        } => {
+            let was_open = incident.open_alerts.contains(&dedup_key);
+            let last_one = was_open && incident.open_alerts.len() == 1;
+            let mut changes = vec![Change::AlertRecovered { dedup_key }];
+            if auto_resolve && last_one && state.is_open() {
+                changes.push(Change::Resolved {
+                    code: "recovered (monitoring)".into(),
+                    notes: "Every alert of this incident recovered.".into(),
+                    workaround: None,
+                    known_solution: false,
+                    automated: true,
+                });
+            }
+            return Ok(changes);
         }
         Command::Comment { body, visibility } => Change::Commented {
             body: required("body", body, MAX_TEXT)?,

@@ -8,6 +8,7 @@ mod dto;
 pub mod error;
 mod extract;
 mod incidents;
+mod ingest;
 mod integrations;
 mod ops;
 mod users;
@@ -92,7 +93,7 @@ fn metrics_handle() -> PrometheusHandle {
 #[openapi(
     info(title = "keel", description = "Incident management: the record, its lifecycle and its true timeline."),
     modifiers(&BearerAuth),
-    tags((name = "incidents"), (name = "users"), (name = "integrations"))
+    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"))
 )]
 struct ApiDoc;
 
@@ -130,7 +131,10 @@ impl utoipa::Modify for ProblemResponses {
                 &mut item.delete,
             ];
             for operation in operations.into_iter().flatten() {
-                let mut always = vec![("400", "Malformed request"), ("401", "Missing or invalid token")];
+                let mut always = vec![("400", "Malformed request")];
+                if operation.security.is_some() {
+                    always.push(("401", "Missing or invalid token"));
+                }
                 if operation.request_body.is_some() {
                     always.extend([("413", "Body too large"), ("415", "Body is not JSON")]);
                 }
@@ -181,6 +185,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::create, integrations::list))
         .routes(routes!(integrations::show, integrations::patch))
         .routes(routes!(integrations::rotate))
+        .routes(routes!(ingest::generic))
+        .routes(routes!(ingest::list))
 }
 
 /// The whole application.

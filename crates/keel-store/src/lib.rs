@@ -15,6 +15,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use keel_domain::detection::{AlertStatus, Reaction, Severity, SignalAction};
 use keel_domain::{
     Actor, Claimed, Command, DomainError, Entry, Incident, PriorityMatrix, RegistrationInput, Role, Timestamp,
     VerifyReport,
@@ -209,6 +210,67 @@ impl IntegrationUpdate {
     }
 }
 
+/// An alert: the current state of one signal, named by its integration and
+/// dedup key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub id: String,
+    pub integration_id: String,
+    pub dedup_key: String,
+    pub status: AlertStatus,
+    pub summary: String,
+    pub severity: Severity,
+    pub source: Option<String>,
+    pub incident_id: Option<String>,
+    /// How many signals triggered it (repeats included).
+    pub count: i64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// A monitoring signal, already parsed from whichever format it came in.
+#[derive(Clone, Debug)]
+pub struct Signal {
+    pub dedup_key: String,
+    pub action: SignalAction,
+    pub summary: String,
+    pub source: Option<String>,
+    pub severity: Severity,
+    /// When the sender says the condition started.
+    pub occurred_at: Option<Timestamp>,
+    /// Overrides the integration's service.
+    pub service: Option<String>,
+}
+
+/// Ingesting one signal from one integration.
+#[derive(Clone, Debug)]
+pub struct IngestRequest {
+    pub integration: Integration,
+    pub signal: Signal,
+    pub matrix: Arc<PriorityMatrix>,
+}
+
+/// What a signal did.
+#[derive(Clone, Debug)]
+pub struct IngestOutcome {
+    pub reaction: Reaction,
+    /// The alert after the signal (`None` when an unknown alert was acknowledged or resolved).
+    pub alert: Option<Alert>,
+    /// Whether the signal opened a new incident.
+    pub opened_incident: bool,
+}
+
+/// Filters of the alert list.
+#[derive(Clone, Debug, Default)]
+pub struct AlertFilter {
+    pub dedup_key: Option<String>,
+    pub incident_id: Option<String>,
+    pub status: Option<AlertStatus>,
+    /// Continue after this alert id (newest first).
+    pub before_id: Option<String>,
+    pub limit: u32,
+}
+
 /// How a caller names an incident: its id or its human number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IncidentRef {
@@ -316,6 +378,12 @@ pub trait Store: Send + Sync + 'static {
     async fn find_integration_by_key(&self, key_hash: &str) -> Result<Option<Integration>, StoreError>;
     /// Changes an integration atomically; `NotFound` if there is none.
     async fn update_integration(&self, id: &str, update: IntegrationUpdate) -> Result<Integration, StoreError>;
+
+    /// Applies one monitoring signal atomically: the alert, and the incident
+    /// it opens or changes. Concurrent signals with one dedup key are
+    /// serialised, so a retry never makes a second alert or incident.
+    async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError>;
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError>;
 
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError>;
     /// Applies a command; returns the incident after it and the entries it

@@ -15,10 +15,15 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use crate::filter::{Bind, list_query};
+use keel_domain::Claimed;
+use keel_domain::detection::{AlertStatus, Reaction, Severity, react};
+
 use crate::plan::{Planned, plan_command, plan_registration, search_text};
+use crate::plan::{alert_after, incident_command, monitoring_actor, registration_for};
 use crate::{
-    ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, Integration,
-    IntegrationKind, IntegrationUpdate, NewUser, Page, RegisterRequest, Store, StoreError, User,
+    Alert, AlertFilter, ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification,
+    IngestOutcome, IngestRequest, Integration, IntegrationKind, IntegrationUpdate, NewUser, Page, RegisterRequest,
+    Store, StoreError, User,
 };
 
 /// The schema, embedded in the binary. sqlx's migrator records what ran in
@@ -31,6 +36,7 @@ fn migrator() -> Migrator {
             "integrations",
             include_str!("../migrations/postgres/0002_integrations.sql"),
         ),
+        (3, "alerts", include_str!("../migrations/postgres/0003_alerts.sql")),
     ]
     .into_iter()
     .map(|(version, name, sql)| {
@@ -211,6 +217,101 @@ async fn write_integration(
         .bind(i.created_at.as_micros())
         .bind(i.rotated_at.map(Timestamp::as_micros))
         .execute(executor)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Registers an incident inside a transaction.
+async fn register_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    request: &RegisterRequest,
+    now: Timestamp,
+) -> Result<Incident, StoreError> {
+    let number: i64 = sqlx::query_scalar("SELECT nextval('incident_number_seq')")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    let planned = plan_registration(request, number, now)?;
+    store_planned(tx, &planned, true).await?;
+    Ok(planned.incident)
+}
+
+/// Applies a command inside a transaction, holding the incident's row lock.
+async fn execute_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    request: &ExecuteRequest,
+    now: Timestamp,
+) -> Result<Executed, StoreError> {
+    let sql = format!(
+        "SELECT doc, head_hash FROM incidents WHERE {} FOR UPDATE",
+        incident_clause(&request.incident)
+    );
+    let row = bind_incident(sqlx::query(&sql), &request.incident)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    let row = row.ok_or_else(|| StoreError::NotFound("incident".into()))?;
+    let current: Incident = row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0;
+    let head_hash: String = row.try_get("head_hash").map_err(map_err)?;
+    let planned = plan_command(request, &current, &head_hash, now)?;
+    if planned.entries.is_empty() {
+        return Ok(Executed {
+            incident: current,
+            entries: Vec::new(),
+        });
+    }
+    store_planned(tx, &planned, false).await?;
+    Ok(Executed {
+        incident: planned.incident,
+        entries: planned.entries,
+    })
+}
+
+const ALERT_COLUMNS: &str =
+    "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen";
+
+fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {
+    let status: String = row.try_get("status").map_err(map_err)?;
+    let severity: String = row.try_get("severity").map_err(map_err)?;
+    Ok(Alert {
+        id: row.try_get("id").map_err(map_err)?,
+        integration_id: row.try_get("integration_id").map_err(map_err)?,
+        dedup_key: row.try_get("dedup_key").map_err(map_err)?,
+        status: AlertStatus::parse(&status)
+            .ok_or_else(|| StoreError::Other(format!("unknown alert status {status:?}")))?,
+        summary: row.try_get("summary").map_err(map_err)?,
+        severity: Severity::parse(&severity)
+            .ok_or_else(|| StoreError::Other(format!("unknown severity {severity:?}")))?,
+        source: row.try_get("source").map_err(map_err)?,
+        incident_id: row.try_get("incident_id").map_err(map_err)?,
+        count: row.try_get("count").map_err(map_err)?,
+        first_seen: Timestamp::from_micros(row.try_get("first_seen").map_err(map_err)?),
+        last_seen: Timestamp::from_micros(row.try_get("last_seen").map_err(map_err)?),
+    })
+}
+
+async fn write_alert(tx: &mut Transaction<'_, Postgres>, a: &Alert, is_new: bool) -> Result<(), StoreError> {
+    let sql = if is_new {
+        "INSERT INTO alerts (id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    } else {
+        "UPDATE alerts SET integration_id = $2, dedup_key = $3, status = $4, summary = $5, severity = $6, source = $7,
+         incident_id = $8, count = $9, first_seen = $10, last_seen = $11 WHERE id = $1"
+    };
+    sqlx::query(sql)
+        .bind(&a.id)
+        .bind(&a.integration_id)
+        .bind(&a.dedup_key)
+        .bind(a.status.as_str())
+        .bind(&a.summary)
+        .bind(a.severity.as_str())
+        .bind(&a.source)
+        .bind(&a.incident_id)
+        .bind(a.count)
+        .bind(a.first_seen.as_micros())
+        .bind(a.last_seen.as_micros())
+        .execute(&mut **tx)
         .await
         .map_err(map_err)?;
     Ok(())
@@ -473,42 +574,119 @@ impl Store for PostgresStore {
 
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let number: i64 = sqlx::query_scalar("SELECT nextval('incident_number_seq')")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let planned = plan_registration(&request, number, self.clock.now())?;
-        store_planned(&mut tx, &planned, true).await?;
+        let incident = register_tx(&mut tx, &request, self.clock.now()).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(planned.incident)
+        Ok(incident)
     }
 
     async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let sql = format!(
-            "SELECT doc, head_hash FROM incidents WHERE {} FOR UPDATE",
-            incident_clause(&request.incident)
-        );
-        let row = bind_incident(sqlx::query(&sql), &request.incident)
-            .fetch_optional(&mut *tx)
+        let executed = execute_tx(&mut tx, &request, self.clock.now()).await?;
+        if !executed.entries.is_empty() {
+            tx.commit().await.map_err(map_err)?;
+        }
+        Ok(executed)
+    }
+
+    async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError> {
+        let now = self.clock.now();
+        let integration = &request.integration;
+        let signal = &request.signal;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Signals with one dedup key queue here, whichever node got them, so
+        // a retry racing its original can only be a repeat.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("{}\u{1f}{}", integration.id, signal.dedup_key))
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let row = row.ok_or_else(|| StoreError::NotFound("incident".into()))?;
-        let current: Incident = row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0;
-        let head_hash: String = row.try_get("head_hash").map_err(map_err)?;
-        let planned = plan_command(&request, &current, &head_hash, self.clock.now())?;
-        if planned.entries.is_empty() {
-            return Ok(Executed {
-                incident: current,
-                entries: Vec::new(),
-            });
+        let existing = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE integration_id = $1 AND dedup_key = $2 FOR UPDATE"
+        ))
+        .bind(&integration.id)
+        .bind(&signal.dedup_key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(alert_from_row)
+        .transpose()?;
+        let reaction = react(existing.as_ref().map(|a| a.status), signal.action);
+        let actor = monitoring_actor(integration);
+        let mut incident_id = existing.as_ref().and_then(|a| a.incident_id.clone());
+        let mut opened_incident = false;
+        if reaction == Reaction::Open {
+            let (input, claimed) = registration_for(signal, integration, now);
+            let register = RegisterRequest {
+                id: uuid::Uuid::now_v7().to_string(),
+                input,
+                actor: actor.clone(),
+                claimed,
+                matrix: Arc::clone(&request.matrix),
+            };
+            incident_id = Some(register_tx(&mut tx, &register, now).await?.id);
+            opened_incident = true;
         }
-        store_planned(&mut tx, &planned, false).await?;
+        if let (Some(command), Some(id)) = (incident_command(reaction, signal), incident_id.clone()) {
+            let execute = ExecuteRequest {
+                incident: IncidentRef::Id(id),
+                command,
+                actor,
+                claimed: Claimed::default(),
+                expected_version: None,
+                matrix: Arc::clone(&request.matrix),
+            };
+            execute_tx(&mut tx, &execute, now).await?;
+        }
+        let is_new = existing.is_none();
+        let alert = alert_after(existing, signal, reaction, &integration.id, incident_id, now);
+        if let Some(alert) = &alert {
+            write_alert(&mut tx, alert, is_new).await?;
+        }
         tx.commit().await.map_err(map_err)?;
-        Ok(Executed {
-            incident: planned.incident,
-            entries: planned.entries,
+        Ok(IngestOutcome {
+            reaction,
+            alert,
+            opened_incident,
         })
+    }
+
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        let mut clauses = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        for (column, value) in [
+            ("dedup_key", filter.dedup_key.clone()),
+            ("incident_id", filter.incident_id.clone()),
+            ("status", filter.status.map(|s| s.as_str().to_string())),
+        ] {
+            if let Some(value) = value {
+                binds.push(value);
+                clauses.push(format!("{column} = ${}", binds.len()));
+            }
+        }
+        if let Some(before) = &filter.before_id {
+            binds.push(before.clone());
+            clauses.push(format!("id < ${}", binds.len()));
+        }
+        let where_clause = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts{where_clause} ORDER BY id DESC LIMIT ${}",
+            binds.len() + 1
+        );
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = query.bind(bind);
+        }
+        let rows = query
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(alert_from_row).collect()
     }
 
     async fn get_incident(&self, incident: &IncidentRef) -> Result<Option<Incident>, StoreError> {

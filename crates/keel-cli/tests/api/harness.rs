@@ -344,6 +344,12 @@ impl App {
     }
 
     pub async fn start_with(engine: Engine, config: HttpConfig) -> App {
+        // RUST_LOG=… shows the server's logs (and hidden 500 details) while debugging a test.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .try_init();
+        }
         let db = Database::fresh(engine).await;
         let node = Node::start(&db, config).await;
         let store = node.store.as_ref();

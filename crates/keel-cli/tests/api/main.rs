@@ -6,6 +6,7 @@ mod harness;
 mod access;
 mod binary;
 mod concurrency;
+mod ingest;
 mod input;
 mod integrations;
 mod lifecycle;

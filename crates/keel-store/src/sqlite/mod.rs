@@ -22,15 +22,21 @@ use crate::{
     ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, Integration,
     IntegrationUpdate, NewUser, Page, RegisterRequest, Store, StoreError, User,
 };
+use keel_domain::detection::{Reaction, react};
+use keel_domain::{Claimed, Timestamp};
 use rows::{
-    ENTRY_COLUMNS, INTEGRATION_COLUMNS, USER_COLUMNS, entry_from_row, integration_from_row, map_err, token_from_row,
-    user_from_row,
+    ALERT_COLUMNS, ENTRY_COLUMNS, INTEGRATION_COLUMNS, USER_COLUMNS, alert_from_row, entry_from_row,
+    integration_from_row, map_err, token_from_row, user_from_row,
 };
-use writer::Writer;
+use writer::{Session, Writer};
+
+use crate::plan::{alert_after, incident_command, monitoring_actor, registration_for};
+use crate::{Alert, AlertFilter, IngestOutcome, IngestRequest};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_integrations.sql"),
+    include_str!("../../migrations/sqlite/0003_alerts.sql"),
 ];
 
 /// Tuning of the SQLite adapter.
@@ -504,49 +510,60 @@ impl Store for SqliteStore {
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError> {
         let clock = Arc::clone(&self.clock);
         self.writer
-            .write(move |session| {
-                let conn = session.conn;
-                let number: i64 = conn
-                    .prepare_cached("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents")
-                    .map_err(map_err)?
-                    .query_row([], |row| row.get(0))
-                    .map_err(map_err)?;
-                let planned = plan_registration(&request, number, clock.now())?;
-                store_planned(conn, &planned, None)?;
-                let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
-                session.cache.put(planned.incident.clone(), head);
-                Ok(planned.incident)
-            })
+            .write(move |session| register_in(session, &request, clock.now()))
             .await
     }
 
     async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError> {
         let clock = Arc::clone(&self.clock);
         self.writer
-            .write(move |session| {
-                let conn = session.conn;
-                let loaded = match session.cache.take(&request.incident) {
-                    Some(hit) => Some(hit),
-                    None => load_incident(conn, &request.incident)?,
-                };
-                let (current, head_hash) = loaded.ok_or_else(|| StoreError::NotFound("incident".into()))?;
-                let planned = plan_command(&request, &current, &head_hash, clock.now())?;
-                if planned.entries.is_empty() {
-                    session.cache.put(current.clone(), head_hash);
-                    return Ok(Executed {
-                        incident: current,
-                        entries: Vec::new(),
-                    });
-                }
-                store_planned(conn, &planned, Some(&current))?;
-                let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
-                session.cache.put(planned.incident.clone(), head);
-                Ok(Executed {
-                    incident: planned.incident,
-                    entries: planned.entries,
-                })
-            })
+            .write(move |session| execute_in(session, &request, clock.now()))
             .await
+    }
+
+    async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError> {
+        let clock = Arc::clone(&self.clock);
+        self.writer
+            .write(move |session| ingest_in(session, &request, clock.now()))
+            .await
+    }
+
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let mut clauses = Vec::new();
+            let mut binds: Vec<Bind> = Vec::new();
+            for (column, value) in [
+                ("dedup_key", filter.dedup_key.clone()),
+                ("incident_id", filter.incident_id.clone()),
+                ("status", filter.status.map(|s| s.as_str().to_string())),
+            ] {
+                if let Some(value) = value {
+                    binds.push(Bind::Text(value));
+                    clauses.push(format!("{column} = ?{}", binds.len()));
+                }
+            }
+            if let Some(before) = filter.before_id.clone() {
+                binds.push(Bind::Text(before));
+                clauses.push(format!("id < ?{}", binds.len()));
+            }
+            binds.push(Bind::Int(i64::from(filter.limit)));
+            let where_clause = if clauses.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", clauses.join(" AND "))
+            };
+            let sql = format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts{where_clause} ORDER BY id DESC LIMIT ?{}",
+                binds.len()
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(binds.iter()), alert_from_row)
+                .map_err(map_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+        .await
     }
 
     async fn get_incident(&self, incident: &IncidentRef) -> Result<Option<Incident>, StoreError> {
@@ -650,6 +667,126 @@ fn insert_user(conn: &Connection, user: &NewUser, now: keel_domain::Timestamp) -
         other => other,
     })?;
     Ok(user.stored(now))
+}
+
+/// Registers an incident inside the writer's transaction.
+fn register_in(session: &mut Session<'_>, request: &RegisterRequest, now: Timestamp) -> Result<Incident, StoreError> {
+    let conn = session.conn;
+    let number: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents")
+        .map_err(map_err)?
+        .query_row([], |row| row.get(0))
+        .map_err(map_err)?;
+    let planned = plan_registration(request, number, now)?;
+    store_planned(conn, &planned, None)?;
+    let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+    session.cache.put(planned.incident.clone(), head);
+    Ok(planned.incident)
+}
+
+/// Applies a command inside the writer's transaction.
+fn execute_in(session: &mut Session<'_>, request: &ExecuteRequest, now: Timestamp) -> Result<Executed, StoreError> {
+    let conn = session.conn;
+    let loaded = match session.cache.take(&request.incident) {
+        Some(hit) => Some(hit),
+        None => load_incident(conn, &request.incident)?,
+    };
+    let (current, head_hash) = loaded.ok_or_else(|| StoreError::NotFound("incident".into()))?;
+    let planned = plan_command(request, &current, &head_hash, now)?;
+    if planned.entries.is_empty() {
+        session.cache.put(current.clone(), head_hash);
+        return Ok(Executed {
+            incident: current,
+            entries: Vec::new(),
+        });
+    }
+    store_planned(conn, &planned, Some(&current))?;
+    let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+    session.cache.put(planned.incident.clone(), head);
+    Ok(Executed {
+        incident: planned.incident,
+        entries: planned.entries,
+    })
+}
+
+/// Applies one signal inside the writer's transaction: the single writer
+/// serialises signals, and the unique (integration, dedup key) backs it up.
+fn ingest_in(session: &mut Session<'_>, request: &IngestRequest, now: Timestamp) -> Result<IngestOutcome, StoreError> {
+    let integration = &request.integration;
+    let signal = &request.signal;
+    let existing = session
+        .conn
+        .prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE integration_id = ?1 AND dedup_key = ?2"
+        ))
+        .map_err(map_err)?
+        .query_row([&integration.id, &signal.dedup_key], alert_from_row)
+        .optional()
+        .map_err(map_err)?;
+    let reaction = react(existing.as_ref().map(|a| a.status), signal.action);
+    let actor = monitoring_actor(integration);
+    let mut incident_id = existing.as_ref().and_then(|a| a.incident_id.clone());
+    let mut opened_incident = false;
+    if reaction == Reaction::Open {
+        let (input, claimed) = registration_for(signal, integration, now);
+        let register = RegisterRequest {
+            id: uuid::Uuid::now_v7().to_string(),
+            input,
+            actor: actor.clone(),
+            claimed,
+            matrix: Arc::clone(&request.matrix),
+        };
+        incident_id = Some(register_in(session, &register, now)?.id);
+        opened_incident = true;
+    }
+    if let (Some(command), Some(id)) = (incident_command(reaction, signal), incident_id.clone()) {
+        let execute = ExecuteRequest {
+            incident: IncidentRef::Id(id),
+            command,
+            actor,
+            claimed: Claimed::default(),
+            expected_version: None,
+            matrix: Arc::clone(&request.matrix),
+        };
+        execute_in(session, &execute, now)?;
+    }
+    let is_new = existing.is_none();
+    let alert = alert_after(existing, signal, reaction, &integration.id, incident_id, now);
+    if let Some(alert) = &alert {
+        write_alert(session.conn, alert, is_new)?;
+    }
+    Ok(IngestOutcome {
+        reaction,
+        alert,
+        opened_incident,
+    })
+}
+
+fn write_alert(conn: &Connection, a: &Alert, is_new: bool) -> Result<(), StoreError> {
+    let sql = if is_new {
+        "INSERT INTO alerts (id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    } else {
+        "UPDATE alerts SET integration_id = ?2, dedup_key = ?3, status = ?4, summary = ?5, severity = ?6, source = ?7,
+         incident_id = ?8, count = ?9, first_seen = ?10, last_seen = ?11 WHERE id = ?1"
+    };
+    conn.prepare_cached(sql)
+        .map_err(map_err)?
+        .execute(params![
+            a.id,
+            a.integration_id,
+            a.dedup_key,
+            a.status.as_str(),
+            a.summary,
+            a.severity.as_str(),
+            a.source,
+            a.incident_id,
+            a.count,
+            a.first_seen.as_micros(),
+            a.last_seen.as_micros(),
+        ])
+        .map_err(map_err)?;
+    Ok(())
 }
 
 fn read_integration(conn: &Connection, column: &str, value: &str) -> Result<Option<Integration>, StoreError> {

@@ -3,12 +3,16 @@
 use keel_domain::{Entry, Role, Timestamp, UserId};
 use rusqlite::{ErrorCode, Row};
 
-use crate::{ApiToken, Integration, IntegrationKind, StoreError, User};
+use keel_domain::detection::{AlertStatus, Severity};
+
+use crate::{Alert, ApiToken, Integration, IntegrationKind, StoreError, User};
 
 pub(super) const ENTRY_COLUMNS: &str =
     "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
 pub(super) const INTEGRATION_COLUMNS: &str =
     "id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at";
+pub(super) const ALERT_COLUMNS: &str =
+    "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen";
 pub(super) const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
 
 fn bad_column(idx: usize, what: &str) -> rusqlite::Error {
@@ -83,6 +87,24 @@ pub(super) fn integration_from_row(row: &Row<'_>) -> rusqlite::Result<Integratio
         created_by: row.get(8)?,
         created_at: Timestamp::from_micros(row.get(9)?),
         rotated_at: row.get::<_, Option<i64>>(10)?.map(Timestamp::from_micros),
+    })
+}
+
+pub(super) fn alert_from_row(row: &Row<'_>) -> rusqlite::Result<Alert> {
+    let status: String = row.get(3)?;
+    let severity: String = row.get(5)?;
+    Ok(Alert {
+        id: row.get(0)?,
+        integration_id: row.get(1)?,
+        dedup_key: row.get(2)?,
+        status: AlertStatus::parse(&status).ok_or_else(|| bad_column(3, "unknown alert status"))?,
+        summary: row.get(4)?,
+        severity: Severity::parse(&severity).ok_or_else(|| bad_column(5, "unknown severity"))?,
+        source: row.get(6)?,
+        incident_id: row.get(7)?,
+        count: row.get(8)?,
+        first_seen: Timestamp::from_micros(row.get(9)?),
+        last_seen: Timestamp::from_micros(row.get(10)?),
     })
 }
 

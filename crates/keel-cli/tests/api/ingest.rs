@@ -1,0 +1,236 @@
+//! Monitoring events in: an event opens a classified, owned incident; repeats
+//! only count; the sender's acknowledge accepts; recovery resolves without a
+//! person; retries racing each other never make a second alert or incident.
+
+use std::collections::HashSet;
+
+use keel_http::HttpConfig;
+use serde_json::{Value, json};
+
+use crate::harness::{App, Caller, Engine, Node};
+use crate::on_both_engines;
+
+on_both_engines!(
+    an_event_opens_an_incident_that_recovery_resolves,
+    bad_events_are_refused_and_store_nothing,
+    racing_retries_make_one_alert_and_one_incident,
+);
+
+async fn integration(app: &App) -> (String, String) {
+    let created = app
+        .admin
+        .post(
+            "/api/v1/integrations",
+            json!({"name": "Prometheus", "kind": "generic", "service": "web-shop", "team": "web"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    (
+        created.body["id"].as_str().expect("id").to_string(),
+        created.body["key"].as_str().expect("key").to_string(),
+    )
+}
+
+async fn send(caller: &Caller, key: &str, event: Value) -> crate::harness::Answer {
+    caller
+        .send(
+            caller
+                .http
+                .post(format!("{}/api/v1/integrations/{key}/events", caller.base)),
+            Some(event),
+        )
+        .await
+}
+
+async fn an_event_opens_an_incident_that_recovery_resolves(engine: Engine) {
+    let app = App::start(engine).await;
+    let (_, key) = integration(&app).await;
+    let a = &app.agent;
+    let fired = send(
+        a,
+        &key,
+        json!({"summary": "Checkout 5xx above 5%", "severity": "critical", "dedup_key": "checkout-5xx",
+        "source": "prom-1", "timestamp": "2026-11-01T10:00:00Z", "labels": {"env": "prod"}}),
+    )
+    .await;
+    assert_eq!(fired.status, 202, "{}", fired.body);
+    assert_eq!(fired.body["outcome"], "opened");
+    let incident_id = fired.body["alert"]["incident"].as_str().expect("incident").to_string();
+    let incident = a.get(&format!("/api/v1/incidents/{incident_id}")).await;
+    let incident = incident.ok().clone();
+    assert_eq!(incident["source"], "monitoring");
+    assert_eq!(incident["channel"], "event_integration");
+    assert_eq!(incident["priority"], "P1", "critical maps to impact 1 x urgency 1");
+    assert_eq!(incident["service"], "web-shop");
+    assert_eq!(incident["team"], "web");
+    assert_eq!(
+        incident["owner"],
+        json!(app.admin.id),
+        "an owner from the start: the integration's creator for now"
+    );
+    assert!(
+        incident["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("Checkout 5xx") && t.contains("env=prod"))
+    );
+    assert_eq!(incident["observed_at"], "2026-11-01T10:00:00Z");
+
+    for _ in 0..3 {
+        let repeat = send(
+            a,
+            &key,
+            json!({"summary": "Checkout 5xx above 5%", "severity": "critical", "dedup_key": "checkout-5xx"}),
+        )
+        .await;
+        assert_eq!(repeat.body["outcome"], "repeat", "{}", repeat.body);
+    }
+    let alerts = a.get("/api/v1/alerts?dedup_key=checkout-5xx").await;
+    let alerts = alerts.ok()["items"].as_array().expect("items").clone();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["count"], 4);
+    assert_eq!(alerts[0]["status"], "triggered");
+    let listed = a.get("/api/v1/incidents").await;
+    assert_eq!(
+        listed.ok()["items"].as_array().map(Vec::len),
+        Some(1),
+        "repeats open nothing"
+    );
+
+    let acked = send(a, &key, json!({"dedup_key": "checkout-5xx", "status": "acknowledged"})).await;
+    assert_eq!(acked.body["outcome"], "acknowledged");
+    assert_eq!(
+        a.get(&format!("/api/v1/incidents/{incident_id}")).await.ok()["state"],
+        "accepted"
+    );
+    let recovered = send(a, &key, json!({"dedup_key": "checkout-5xx", "status": "resolved"})).await;
+    assert_eq!(recovered.body["outcome"], "recovered");
+    let resolved = a.get(&format!("/api/v1/incidents/{incident_id}")).await;
+    let resolved = resolved.ok().clone();
+    assert_eq!(resolved["state"], "resolved");
+    assert_eq!(resolved["resolution"]["code"], "recovered (monitoring)");
+    assert_eq!(resolved["resolution"]["automated"], true);
+    let timeline = a.get(&format!("/api/v1/incidents/{incident_id}/timeline")).await;
+    let kinds: Vec<String> = timeline.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "registered",
+            "alert_attached",
+            "accepted",
+            "alert_recovered",
+            "resolved"
+        ]
+    );
+    assert_eq!(
+        timeline.body["items"][0]["occurred_at"], "2026-11-01T10:00:00Z",
+        "the event's start is the claimed time"
+    );
+
+    let ignored = send(a, &key, json!({"dedup_key": "never-seen", "status": "resolved"})).await;
+    assert_eq!(ignored.status, 202);
+    assert_eq!(ignored.body["outcome"], "ignored");
+    let again = send(
+        a,
+        &key,
+        json!({"summary": "Checkout 5xx again", "dedup_key": "checkout-5xx"}),
+    )
+    .await;
+    assert_eq!(
+        again.body["outcome"], "opened",
+        "a trigger after recovery opens a new incident"
+    );
+    assert_ne!(again.body["alert"]["incident"], json!(incident_id));
+    let generated = send(a, &key, json!({"summary": "No key given"})).await;
+    assert!(
+        generated.body["dedup_key"].as_str().is_some_and(|k| !k.is_empty()),
+        "a dedup key is generated and returned"
+    );
+    assert_eq!(
+        a.get(&format!("/api/v1/incidents/{incident_id}/verify")).await.ok()["ok"],
+        true
+    );
+    app.user.get("/api/v1/alerts").await.problem(403);
+}
+
+async fn bad_events_are_refused_and_store_nothing(engine: Engine) {
+    let app = App::start(engine).await;
+    let (id, key) = integration(&app).await;
+    let a = &app.agent;
+    send(a, "not-a-key", json!({"summary": "x"})).await.problem(404);
+    for (event, needle) in [
+        (json!({"summary": "x", "severity": "apocalyptic"}), "severity"),
+        (json!({"severity": "critical"}), "summary"),
+        (json!({"summary": "x", "colour": "red"}), "unknown field"),
+        (json!({"summary": "x", "status": "exploded"}), "status"),
+        (json!({"summary": "x", "timestamp": "noon"}), "timestamp"),
+        (json!({"summary": "x", "dedup_key": ""}), "dedup_key"),
+    ] {
+        let answer = send(a, &key, event.clone()).await;
+        assert!(answer.problem(422).contains(needle), "{event}: {}", answer.body);
+    }
+    let malformed = a
+        .send(
+            a.http
+                .post(format!("{}/api/v1/integrations/{key}/events", a.base))
+                .header("content-type", "application/json")
+                .body("{\"summary\":"),
+            None,
+        )
+        .await;
+    malformed.problem(400);
+    app.admin
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/integrations/{id}"),
+            Some(json!({"disabled": true})),
+        )
+        .await
+        .ok();
+    send(a, &key, json!({"summary": "x"})).await.problem(403);
+    assert_eq!(a.get("/api/v1/alerts").await.ok()["items"], json!([]));
+    assert_eq!(a.get("/api/v1/incidents").await.ok()["items"], json!([]));
+}
+
+async fn racing_retries_make_one_alert_and_one_incident(engine: Engine) {
+    let app = App::start(engine).await;
+    let (_, key) = integration(&app).await;
+    let mut nodes = Vec::new();
+    if engine == Engine::Postgres {
+        nodes.push(Node::start(&app.db, HttpConfig::default()).await);
+    }
+    let mut callers = vec![app.agent.clone()];
+    callers.extend(nodes.iter().map(|n| app.agent.on(n)));
+    let mut tasks = Vec::new();
+    for n in 0..24 {
+        let caller = callers[n % callers.len()].clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let answer = send(
+                &caller,
+                &key,
+                json!({"summary": "Disk full on db-1", "dedup_key": "disk-db-1"}),
+            )
+            .await;
+            assert_eq!(answer.status, 202, "{}", answer.body);
+            answer.body["alert"]["incident"].as_str().map(str::to_string)
+        }));
+    }
+    let mut incidents = HashSet::new();
+    for task in tasks {
+        incidents.extend(task.await.expect("sender"));
+    }
+    assert_eq!(
+        incidents.len(),
+        1,
+        "one incident for one alert, however the retries race"
+    );
+    let alerts = app.agent.get("/api/v1/alerts?dedup_key=disk-db-1").await;
+    let alerts = alerts.ok()["items"].as_array().expect("items").clone();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["count"], 24, "every retry counted");
+}

@@ -1,0 +1,296 @@
+//! Monitoring ingest and the alert list. An event authenticates by its
+//! integration's key (in the path), is parsed into a `Signal`, and applied
+//! by `Store::ingest` in one transaction; a 2xx is sent only after commit.
+//! This module holds the generic JSON format; the PagerDuty, Alertmanager
+//! and Grafana formats are still to come (issue 3).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use keel_domain::Role;
+use keel_domain::detection::{AlertStatus, Reaction, Severity, SignalAction, check_dedup_key};
+use keel_store::{Alert, AlertFilter, IngestRequest, Integration, Signal};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{Auth, hash_token};
+use crate::dto::{Page, time};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::{AppState, new_id};
+
+/// Longest summary kept, in characters.
+const MAX_SUMMARY: usize = 1024;
+
+/// `POST /api/v1/integrations/{key}/events`: keel's own event format.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenericEvent {
+    /// What is wrong; required when firing.
+    pub summary: Option<String>,
+    /// The host or system that emitted it.
+    pub source: Option<String>,
+    /// critical | error (default) | warning | info
+    pub severity: Option<String>,
+    /// Names the alert; repeats with the same key are one alert. Generated when absent.
+    pub dedup_key: Option<String>,
+    /// firing (default) | acknowledged | resolved
+    pub status: Option<String>,
+    /// Free labels, shown on the incident.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// When the condition started (RFC 3339).
+    #[schema(format = DateTime)]
+    pub timestamp: Option<String>,
+    /// The service concerned; default: the integration's.
+    pub service: Option<String>,
+}
+
+/// An alert.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertView {
+    pub id: String,
+    pub integration: String,
+    pub dedup_key: String,
+    /// triggered | acknowledged | resolved
+    pub status: String,
+    pub summary: String,
+    pub severity: String,
+    pub source: Option<String>,
+    /// The incident the alert opened or joined.
+    pub incident: Option<String>,
+    /// How many times it triggered, repeats included.
+    pub count: i64,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+impl From<&Alert> for AlertView {
+    fn from(a: &Alert) -> Self {
+        Self {
+            id: a.id.clone(),
+            integration: a.integration_id.clone(),
+            dedup_key: a.dedup_key.clone(),
+            status: a.status.as_str().to_string(),
+            summary: a.summary.clone(),
+            severity: a.severity.as_str().to_string(),
+            source: a.source.clone(),
+            incident: a.incident_id.clone(),
+            count: a.count,
+            first_seen: a.first_seen.to_string(),
+            last_seen: a.last_seen.to_string(),
+        }
+    }
+}
+
+/// The answer to an accepted event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventAccepted {
+    /// Always `accepted`: the event is stored.
+    pub status: String,
+    pub dedup_key: String,
+    /// opened | repeat | acknowledged | recovered | ignored
+    pub outcome: String,
+    pub alert: Option<AlertView>,
+}
+
+fn outcome_name(reaction: Reaction) -> &'static str {
+    match reaction {
+        Reaction::Open => "opened",
+        Reaction::Repeat => "repeat",
+        Reaction::Acknowledge => "acknowledged",
+        Reaction::Recover => "recovered",
+        Reaction::Ignore => "ignored",
+    }
+}
+
+/// The enabled integration a key belongs to.
+async fn integration_for(state: &AppState, key: &str) -> ApiResult<Integration> {
+    let integration = state
+        .store
+        .find_integration_by_key(&hash_token(key))
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration key"))?;
+    if integration.disabled {
+        return Err(ApiError::forbidden("this integration is disabled"));
+    }
+    Ok(integration)
+}
+
+fn parse_generic(event: GenericEvent) -> ApiResult<Signal> {
+    let action = match event.status.as_deref().unwrap_or("firing") {
+        "firing" | "trigger" => SignalAction::Trigger,
+        "acknowledged" | "acknowledge" => SignalAction::Acknowledge,
+        "resolved" | "resolve" => SignalAction::Resolve,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "status must be firing, acknowledged or resolved, not {other:?}"
+            )));
+        }
+    };
+    let severity = match event.severity.as_deref() {
+        None => Severity::Error,
+        Some(text) => Severity::parse(text).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "severity must be critical, error, warning or info, not {text:?}"
+            ))
+        })?,
+    };
+    let dedup_key = event.dedup_key.unwrap_or_else(new_id);
+    check_dedup_key(&dedup_key)?;
+    let summary = event.summary.map(|s| s.trim().to_string()).unwrap_or_default();
+    if action == SignalAction::Trigger && summary.is_empty() {
+        return Err(ApiError::invalid("a firing event needs a summary"));
+    }
+    if summary.chars().count() > MAX_SUMMARY || summary.contains('\0') {
+        return Err(ApiError::invalid(format!(
+            "summary must be at most {MAX_SUMMARY} characters of text"
+        )));
+    }
+    let mut summary = summary;
+    if let Some(labels) = event.labels.filter(|l| !l.is_empty()) {
+        if labels.len() > 64
+            || labels
+                .iter()
+                .any(|(k, v)| k.len() + v.len() > 512 || k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::invalid(
+                "labels: at most 64, each key and value under 512 characters",
+            ));
+        }
+        let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        summary = format!("{summary} [{}]", shown.join(", "))
+            .chars()
+            .take(MAX_SUMMARY)
+            .collect();
+    }
+    let short = |name: &str, value: Option<String>| -> ApiResult<Option<String>> {
+        match value {
+            Some(v) if v.chars().count() > 200 || v.contains('\0') => Err(ApiError::invalid(format!(
+                "{name} must be at most 200 characters of text"
+            ))),
+            other => Ok(other.filter(|v| !v.trim().is_empty())),
+        }
+    };
+    Ok(Signal {
+        dedup_key,
+        action,
+        summary,
+        source: short("source", event.source)?,
+        severity,
+        occurred_at: time("timestamp", event.timestamp.as_ref())?,
+        service: short("service", event.service)?,
+    })
+}
+
+/// Send one event in keel's generic format. Answers 202 once it is stored;
+/// repeats of an open alert only count; a resolved event recovers the alert
+/// and, when it was the incident's last open alert, resolves the incident.
+#[utoipa::path(post, path = "/api/v1/integrations/{key}/events", tag = "ingest", request_body = GenericEvent,
+    params(("key" = String, Path, description = "the integration's key")),
+    responses((status = 202, body = EventAccepted), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub async fn generic(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    ApiJson(event): ApiJson<GenericEvent>,
+) -> ApiResult<(StatusCode, Json<EventAccepted>)> {
+    let integration = integration_for(&state, &key).await?;
+    let signal = parse_generic(event)?;
+    let dedup_key = signal.dedup_key.clone();
+    let kind = integration.kind.as_str();
+    let outcome = state
+        .store
+        .ingest(IngestRequest {
+            integration,
+            signal,
+            matrix: state.matrix.clone(),
+        })
+        .await?;
+    let name = outcome_name(outcome.reaction);
+    metrics::counter!("keel_events_received_total", "kind" => kind, "outcome" => name).increment(1);
+    if outcome.opened_incident {
+        metrics::counter!("keel_incidents_opened_by_events_total").increment(1);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(EventAccepted {
+            status: "accepted".into(),
+            dedup_key,
+            outcome: name.into(),
+            alert: outcome.alert.as_ref().map(AlertView::from),
+        }),
+    ))
+}
+
+/// Filters of `GET /api/v1/alerts`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    pub dedup_key: Option<String>,
+    /// An incident id.
+    pub incident: Option<String>,
+    /// triggered | acknowledged | resolved
+    pub status: Option<String>,
+    /// 1..500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// List alerts, newest first (agents and above).
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "ingest", params(AlertQuery),
+    responses((status = 200, body = Page<AlertView>), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(query): ApiQuery<AlertQuery>,
+) -> ApiResult<Json<Page<AlertView>>> {
+    auth.require(Role::Agent)?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 500"));
+    }
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            AlertStatus::parse(s).ok_or_else(|| ApiError::invalid("status must be triggered, acknowledged or resolved"))
+        })
+        .transpose()?;
+    let before_id = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|t| t.strip_prefix("a:").map(str::to_string))
+                .ok_or_else(|| ApiError::bad_request("cursor is not one this server handed out"))
+        })
+        .transpose()?;
+    let filter = AlertFilter {
+        dedup_key: query.dedup_key,
+        incident_id: query.incident,
+        status,
+        before_id,
+        limit: limit + 1,
+    };
+    let mut alerts = state.store.list_alerts(&filter).await?;
+    let has_more = alerts.len() > limit as usize;
+    alerts.truncate(limit as usize);
+    let next_cursor = if has_more {
+        alerts
+            .last()
+            .map(|a| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("a:{}", a.id)))
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        items: alerts.iter().map(AlertView::from).collect(),
+        next_cursor,
+    }))
+}
