@@ -11,6 +11,7 @@ mod incidents;
 mod ingest;
 mod integrations;
 mod ops;
+mod pagerduty;
 mod users;
 
 use std::sync::{Arc, OnceLock};
@@ -194,6 +195,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
     let (api, _) = api_routes().split_for_parts();
     Router::new()
         .merge(api)
+        .route("/v2/enqueue", axum::routing::post(pagerduty::enqueue))
         .route("/healthz", get(ops::healthz))
         .route("/livez", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -234,3 +234,117 @@ async fn racing_retries_make_one_alert_and_one_incident(engine: Engine) {
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["count"], 24, "every retry counted");
 }
+
+on_both_engines!(pagerduty_events_v2_work_unchanged);
+
+async fn enqueue(caller: &Caller, event: Value) -> crate::harness::Answer {
+    caller
+        .send(caller.http.post(format!("{}/v2/enqueue", caller.base)), Some(event))
+        .await
+}
+
+async fn pagerduty_events_v2_work_unchanged(engine: Engine) {
+    let app = App::start(engine).await;
+    let (_, key) = integration(&app).await;
+    let a = &app.agent;
+    let trigger = json!({
+        "routing_key": key, "event_action": "trigger", "dedup_key": "srv01/mysql",
+        "payload": {"summary": "DISK at 99% on prod-datapipe03", "source": "prod-datapipe03.example.com",
+                    "severity": "warning", "timestamp": "2015-07-17T08:42:58.315+0000", "component": "mysql",
+                    "group": "prod-datapipe", "class": "disk", "custom_details": {"free space": "1%", "load avg": 0.75}},
+        "client": "Sample Monitoring Service", "client_url": "https://monitoring.example.com",
+        "links": [{"href": "https://example.com/runbook", "text": "runbook"}], "images": [{"src": "https://example.com/g.png"}]
+    });
+    let accepted = enqueue(a, trigger.clone()).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    assert_eq!(
+        accepted.body,
+        json!({"status": "success", "message": "Event processed", "dedup_key": "srv01/mysql"})
+    );
+    enqueue(a, trigger).await;
+    let alerts = a.get("/api/v1/alerts?dedup_key=srv01/mysql").await;
+    let alert = alerts.ok()["items"][0].clone();
+    assert_eq!(alert["count"], 2, "the retry is a repeat");
+    let incident_id = alert["incident"].as_str().expect("incident").to_string();
+    let incident = a.get(&format!("/api/v1/incidents/{incident_id}")).await;
+    assert_eq!(incident.ok()["priority"], "P5", "warning maps to impact 3 x urgency 3");
+    assert!(
+        incident.body["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("component=mysql"))
+    );
+    assert_eq!(incident.body["observed_at"], "2015-07-17T08:42:58.315Z");
+
+    let ack = enqueue(
+        a,
+        json!({"routing_key": key, "event_action": "acknowledge", "dedup_key": "srv01/mysql"}),
+    )
+    .await;
+    assert_eq!(ack.status, 202);
+    let resolve = enqueue(
+        a,
+        json!({"routing_key": key, "event_action": "resolve", "dedup_key": "srv01/mysql",
+        "payload": {"summary": "DISK at 99% on prod-datapipe03", "source": "x", "severity": "warning"}}),
+    )
+    .await;
+    assert_eq!(resolve.status, 202, "Alertmanager sends the payload on resolve too");
+    assert_eq!(
+        a.get(&format!("/api/v1/incidents/{incident_id}")).await.ok()["state"],
+        "resolved"
+    );
+    let unknown = enqueue(
+        a,
+        json!({"routing_key": key, "event_action": "resolve", "dedup_key": "never"}),
+    )
+    .await;
+    assert_eq!(
+        unknown.status, 202,
+        "an unknown resolve is dropped, and still answered 202"
+    );
+    let generated = enqueue(
+        a,
+        json!({"routing_key": key, "event_action": "trigger",
+        "payload": {"summary": "no key", "source": "s", "severity": "info"}}),
+    )
+    .await;
+    assert!(generated.body["dedup_key"].as_str().is_some_and(|k| !k.is_empty()));
+
+    for (event, needle) in [
+        (
+            json!({"routing_key": "short", "event_action": "trigger", "payload": {"summary": "s", "source": "s", "severity": "info"}}),
+            "routing_key",
+        ),
+        (json!({"routing_key": key, "event_action": "explode"}), "event_action"),
+        (
+            json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "s"}}),
+            "payload.severity",
+        ),
+        (json!({"routing_key": key, "event_action": "trigger"}), "payload"),
+        (json!({"routing_key": key, "event_action": "resolve"}), "dedup_key"),
+        (
+            json!({"routing_key": key, "event_action": "trigger", "surprise": 1}),
+            "unknown field",
+        ),
+        (
+            json!({"routing_key": "A".repeat(32), "event_action": "trigger", "payload": {"summary": "s", "source": "s", "severity": "info"}}),
+            "not an integration key",
+        ),
+    ] {
+        let answer = enqueue(a, event.clone()).await;
+        assert_eq!(answer.status, 400, "{event}");
+        assert_eq!(answer.body["status"], "invalid event");
+        let errors = answer.body["errors"].to_string();
+        assert!(errors.contains(needle), "{event}: {errors}");
+    }
+    let broken = a
+        .send(
+            a.http
+                .post(format!("{}/v2/enqueue", a.base))
+                .header("content-type", "application/json")
+                .body("{\"routing_key\":"),
+            None,
+        )
+        .await;
+    assert_eq!(broken.status, 400);
+    assert_eq!(broken.body["status"], "invalid event");
+}

@@ -1,0 +1,251 @@
+//! PagerDuty Events API v2 (`POST /v2/enqueue`), answered the way PagerDuty
+//! answers, so that anything that can page PagerDuty (Alertmanager's and
+//! Grafana's PagerDuty receivers, agents, scripts) can send to keel
+//! unchanged: 202 `{"status":"success",…,"dedup_key"}` once stored; 400
+//! `{"status":"invalid event","message":…,"errors":[…]}` for a bad event.
+//! The routing key is an integration key.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keel_domain::Timestamp;
+use keel_domain::detection::{Severity, SignalAction, check_dedup_key};
+use keel_store::{IngestRequest, Signal};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::hash_token;
+use crate::error::ApiError;
+use crate::{AppState, new_id};
+
+/// The event as PagerDuty documents it. Fields keel does not use yet are
+/// accepted (senders always send them) but anything else is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Event {
+    routing_key: Option<String>,
+    event_action: Option<String>,
+    dedup_key: Option<String>,
+    payload: Option<Payload>,
+    #[allow(dead_code)] // Accepted for compatibility; not shown yet.
+    client: Option<String>,
+    #[allow(dead_code)]
+    client_url: Option<String>,
+    #[allow(dead_code)]
+    links: Option<Vec<Value>>,
+    #[allow(dead_code)]
+    images: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Payload {
+    summary: Option<String>,
+    source: Option<String>,
+    severity: Option<String>,
+    timestamp: Option<String>,
+    component: Option<String>,
+    group: Option<String>,
+    class: Option<String>,
+    #[allow(dead_code)] // Accepted for compatibility; not shown yet.
+    custom_details: Option<Value>,
+}
+
+fn invalid(errors: Vec<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors})),
+    )
+        .into_response()
+}
+
+/// PagerDuty's examples write offsets as `+0000`; RFC 3339 wants `+00:00`.
+fn parse_timestamp(text: &str) -> Option<Timestamp> {
+    if let Ok(ts) = text.parse() {
+        return Some(ts);
+    }
+    let bytes = text.as_bytes();
+    let n = bytes.len();
+    if n > 5 && matches!(bytes[n - 5], b'+' | b'-') && bytes[n - 4..].iter().all(u8::is_ascii_digit) {
+        return format!("{}:{}", &text[..n - 2], &text[n - 2..]).parse().ok();
+    }
+    None
+}
+
+/// Checks the event and turns it into a signal, collecting every problem
+/// the way PagerDuty lists them.
+fn parse(event: Event) -> Result<(String, Signal), Vec<String>> {
+    let mut errors = Vec::new();
+    let routing_key = event.routing_key.unwrap_or_default();
+    if routing_key.len() != 32 {
+        errors.push("Length of 'routing_key' is incorrect (should be 32 characters)".to_string());
+    }
+    if !routing_key.chars().all(|c| c.is_ascii_alphanumeric()) {
+        errors.push("'routing_key' cannot contain non-alphanumeric characters.".to_string());
+    }
+    let action = match event.event_action.as_deref() {
+        Some("trigger") => Some(SignalAction::Trigger),
+        Some("acknowledge") => Some(SignalAction::Acknowledge),
+        Some("resolve") => Some(SignalAction::Resolve),
+        Some(_) => {
+            errors.push("'event_action' must be one of trigger, acknowledge, resolve".to_string());
+            None
+        }
+        None => {
+            errors.push("'event_action' is missing or blank".to_string());
+            None
+        }
+    };
+    let dedup_key = match (event.dedup_key.filter(|k| !k.is_empty()), action) {
+        (Some(key), _) => key,
+        (None, Some(SignalAction::Trigger)) => new_id(),
+        (None, _) => {
+            errors.push("'dedup_key' is required for acknowledge and resolve events".to_string());
+            String::new()
+        }
+    };
+    if !dedup_key.is_empty() && check_dedup_key(&dedup_key).is_err() {
+        errors.push("'dedup_key' must be at most 255 characters".to_string());
+    }
+    let payload = event.payload;
+    let mut summary = String::new();
+    let mut source = None;
+    let mut severity = Severity::Error;
+    let mut occurred_at = None;
+    match (&payload, action) {
+        (None, Some(SignalAction::Trigger)) => errors.push("'payload' is missing".to_string()),
+        (Some(p), _) => {
+            summary = p.summary.clone().unwrap_or_default().trim().to_string();
+            source = p.source.clone().filter(|s| !s.trim().is_empty());
+            let triggering = action == Some(SignalAction::Trigger);
+            if triggering && summary.is_empty() {
+                errors.push("'payload.summary' is missing or blank".to_string());
+            }
+            if summary.chars().count() > 1024 || summary.contains('\0') {
+                errors.push("'payload.summary' must be at most 1024 characters".to_string());
+            }
+            if triggering && source.is_none() {
+                errors.push("'payload.source' is missing or blank".to_string());
+            }
+            match p.severity.as_deref().map(Severity::parse) {
+                Some(Some(s)) => severity = s,
+                Some(None) => {
+                    errors.push("'payload.severity' must be one of critical, error, warning, info".to_string())
+                }
+                None if triggering => errors.push("'payload.severity' is missing or blank".to_string()),
+                None => {}
+            }
+            if let Some(text) = &p.timestamp {
+                occurred_at = parse_timestamp(text);
+                if occurred_at.is_none() {
+                    errors.push("'payload.timestamp' is not an ISO 8601 time".to_string());
+                }
+            }
+            let context: Vec<String> = [("component", &p.component), ("group", &p.group), ("class", &p.class)]
+                .into_iter()
+                .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
+                .collect();
+            if !context.is_empty() && !summary.is_empty() {
+                summary = format!("{summary} [{}]", context.join(", "))
+                    .chars()
+                    .take(1024)
+                    .collect();
+            }
+        }
+        (None, _) => {}
+    }
+    if source
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > 200 || s.contains('\0'))
+    {
+        errors.push("'payload.source' must be at most 200 characters".to_string());
+    }
+    match action {
+        Some(action) if errors.is_empty() => Ok((
+            routing_key,
+            Signal {
+                dedup_key,
+                action,
+                summary,
+                source,
+                severity,
+                occurred_at,
+                service: None,
+            },
+        )),
+        _ => Err(errors),
+    }
+}
+
+/// `POST /v2/enqueue`.
+pub async fn enqueue(
+    State(state): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(json!({"status": "invalid event", "message": "Event object is too large"})),
+            )
+                .into_response();
+        }
+        Err(rejection) => return invalid(vec![rejection.to_string()]),
+    };
+    let event: Event = match serde_json::from_slice(&body) {
+        Ok(event) => event,
+        Err(error) => return invalid(vec![error.to_string()]),
+    };
+    let (routing_key, signal) = match parse(event) {
+        Ok(parsed) => parsed,
+        Err(errors) => return invalid(errors),
+    };
+    let integration = match state.store.find_integration_by_key(&hash_token(&routing_key)).await {
+        Ok(Some(integration)) if !integration.disabled => integration,
+        Ok(Some(_)) => return invalid(vec!["this integration is disabled".to_string()]),
+        Ok(None) => return invalid(vec!["'routing_key' is not an integration key".to_string()]),
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let dedup_key = signal.dedup_key.clone();
+    let kind = integration.kind.as_str();
+    match state
+        .store
+        .ingest(IngestRequest {
+            integration,
+            signal,
+            matrix: state.matrix.clone(),
+        })
+        .await
+    {
+        Ok(outcome) => {
+            metrics::counter!("keel_events_received_total", "kind" => kind, "format" => "pagerduty").increment(1);
+            if outcome.opened_incident {
+                metrics::counter!("keel_incidents_opened_by_events_total").increment(1);
+            }
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key})),
+            )
+                .into_response()
+        }
+        // Never a 4xx for our own trouble: senders drop those. Storage
+        // failures are 5xx, which they retry.
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_timestamp;
+
+    #[test]
+    fn pagerduty_style_offsets_parse() {
+        let compact = parse_timestamp("2015-07-17T08:42:58.315+0000").expect("PagerDuty's own example");
+        let colon = parse_timestamp("2015-07-17T08:42:58.315+00:00").expect("RFC 3339");
+        assert_eq!(compact, colon);
+        assert!(parse_timestamp("yesterday").is_none());
+    }
+}
