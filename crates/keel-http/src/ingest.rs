@@ -46,6 +46,8 @@ pub struct GenericEvent {
     pub timestamp: Option<String>,
     /// The service concerned; default: the integration's.
     pub service: Option<String>,
+    /// Correlation: new alerts of a group join the group's open incident.
+    pub group: Option<String>,
 }
 
 /// An alert.
@@ -107,7 +109,7 @@ fn outcome_name(reaction: Reaction) -> &'static str {
 }
 
 /// The enabled integration a key belongs to.
-async fn integration_for(state: &AppState, key: &str) -> ApiResult<Integration> {
+pub(crate) async fn integration_for(state: &AppState, key: &str) -> ApiResult<Integration> {
     let integration = state
         .store
         .find_integration_by_key(&hash_token(key))
@@ -182,6 +184,7 @@ fn parse_generic(event: GenericEvent) -> ApiResult<Signal> {
         severity,
         occurred_at: time("timestamp", event.timestamp.as_ref())?,
         service: short("service", event.service)?,
+        group_key: short("group", event.group)?,
     })
 }
 

@@ -3,6 +3,7 @@
 //! document. [`router`] builds the whole app from an [`AppState`], so tests
 //! and `keel serve` run exactly the same thing.
 
+mod alertmanager;
 pub mod auth;
 mod dto;
 pub mod error;
@@ -188,6 +189,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::rotate))
         .routes(routes!(ingest::generic))
         .routes(routes!(ingest::list))
+        .routes(routes!(alertmanager::alertmanager))
+        .routes(routes!(alertmanager::grafana))
 }
 
 /// The whole application.
@@ -196,6 +199,11 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
     Router::new()
         .merge(api)
         .route("/v2/enqueue", axum::routing::post(pagerduty::enqueue))
+        // Grafana's webhook contact point may be set to PUT.
+        .route(
+            "/api/v1/integrations/{key}/grafana",
+            axum::routing::put(alertmanager::grafana),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/livez", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -173,6 +173,7 @@ fn parse(event: Event) -> Result<(String, Signal), Vec<String>> {
                 severity,
                 occurred_at,
                 service: None,
+                group_key: None,
             },
         )),
         _ => Err(errors),

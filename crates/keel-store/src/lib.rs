@@ -217,6 +217,8 @@ pub struct Alert {
     pub id: String,
     pub integration_id: String,
     pub dedup_key: String,
+    /// Alerts with one group key share an open incident.
+    pub group_key: Option<String>,
     pub status: AlertStatus,
     pub summary: String,
     pub severity: Severity,
@@ -240,6 +242,9 @@ pub struct Signal {
     pub occurred_at: Option<Timestamp>,
     /// Overrides the integration's service.
     pub service: Option<String>,
+    /// Correlates alerts: a new alert of a group whose incident is still open
+    /// joins that incident instead of opening another.
+    pub group_key: Option<String>,
 }
 
 /// Ingesting one signal from one integration.

@@ -180,6 +180,7 @@ pub fn alert_after(
             id: uuid::Uuid::now_v7().to_string(),
             integration_id: integration_id.to_string(),
             dedup_key: signal.dedup_key.clone(),
+            group_key: signal.group_key.clone(),
             status: AlertStatus::Triggered,
             summary: signal.summary.clone(),
             severity: signal.severity,
@@ -193,6 +194,9 @@ pub fn alert_after(
     };
     alert.last_seen = now;
     alert.incident_id = incident_id;
+    if signal.group_key.is_some() {
+        alert.group_key.clone_from(&signal.group_key);
+    }
     match reaction {
         Reaction::Open | Reaction::Repeat => {
             alert.status = if reaction == Reaction::Open {

@@ -268,8 +268,7 @@ async fn execute_tx(
     })
 }
 
-const ALERT_COLUMNS: &str =
-    "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen";
+const ALERT_COLUMNS: &str = "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key";
 
 fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {
     let status: String = row.try_get("status").map_err(map_err)?;
@@ -288,16 +287,17 @@ fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {
         count: row.try_get("count").map_err(map_err)?,
         first_seen: Timestamp::from_micros(row.try_get("first_seen").map_err(map_err)?),
         last_seen: Timestamp::from_micros(row.try_get("last_seen").map_err(map_err)?),
+        group_key: row.try_get("group_key").map_err(map_err)?,
     })
 }
 
 async fn write_alert(tx: &mut Transaction<'_, Postgres>, a: &Alert, is_new: bool) -> Result<(), StoreError> {
     let sql = if is_new {
-        "INSERT INTO alerts (id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "INSERT INTO alerts (id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     } else {
         "UPDATE alerts SET integration_id = $2, dedup_key = $3, status = $4, summary = $5, severity = $6, source = $7,
-         incident_id = $8, count = $9, first_seen = $10, last_seen = $11 WHERE id = $1"
+         incident_id = $8, count = $9, first_seen = $10, last_seen = $11, group_key = $12 WHERE id = $1"
     };
     sqlx::query(sql)
         .bind(&a.id)
@@ -311,6 +311,7 @@ async fn write_alert(tx: &mut Transaction<'_, Postgres>, a: &Alert, is_new: bool
         .bind(a.count)
         .bind(a.first_seen.as_micros())
         .bind(a.last_seen.as_micros())
+        .bind(&a.group_key)
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
@@ -595,8 +596,14 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // Signals with one dedup key queue here, whichever node got them, so
         // a retry racing its original can only be a repeat.
+        // With a group, its alerts queue together, so two of them cannot both
+        // open an incident for the group.
+        let lock_name = signal.group_key.as_ref().map_or_else(
+            || format!("{}\u{1f}{}", integration.id, signal.dedup_key),
+            |group| format!("{}\u{1f}group\u{1f}{group}", integration.id),
+        );
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("{}\u{1f}{}", integration.id, signal.dedup_key))
+            .bind(lock_name)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
@@ -616,6 +623,25 @@ impl Store for PostgresStore {
         let mut incident_id = existing.as_ref().and_then(|a| a.incident_id.clone());
         let mut opened_incident = false;
         if reaction == Reaction::Open {
+            // A new or recovered alert starts over: it joins its group's open
+            // incident if there is one, else it opens a new incident.
+            incident_id = None;
+        }
+        if reaction == Reaction::Open
+            && let Some(group) = &signal.group_key
+        {
+            incident_id = sqlx::query_scalar(
+                "SELECT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id
+                 WHERE a.integration_id = $1 AND a.group_key = $2 AND i.state IN ('new', 'accepted', 'on_hold')
+                 ORDER BY a.last_seen DESC LIMIT 1",
+            )
+            .bind(&integration.id)
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        if reaction == Reaction::Open && incident_id.is_none() {
             let (input, claimed) = registration_for(signal, integration, now);
             let register = RegisterRequest {
                 id: uuid::Uuid::now_v7().to_string(),

@@ -348,3 +348,110 @@ async fn pagerduty_events_v2_work_unchanged(engine: Engine) {
     assert_eq!(broken.status, 400);
     assert_eq!(broken.body["status"], "invalid event");
 }
+
+on_both_engines!(an_alertmanager_group_is_one_incident_until_all_its_alerts_recover);
+
+fn notification(version: &str, status: &str, group: &str, alerts: &[(&str, &str)]) -> Value {
+    let alerts: Vec<Value> = alerts
+        .iter()
+        .map(|(fingerprint, alert_status)| {
+            json!({"status": alert_status, "labels": {"alertname": "ProbeFailure", "instance": format!("web-{fingerprint}"), "severity": "critical"},
+                   "annotations": {"summary": "Probe failed"}, "startsAt": "2026-11-20T13:08:45.828Z",
+                   "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus/graph", "fingerprint": fingerprint})
+        })
+        .collect();
+    json!({"version": version, "groupKey": group, "truncatedAlerts": 0, "status": status, "receiver": "keel",
+           "groupLabels": {"alertname": "ProbeFailure"}, "commonLabels": {}, "commonAnnotations": {},
+           "externalURL": "http://alertmanager:9093", "alerts": alerts})
+}
+
+async fn an_alertmanager_group_is_one_incident_until_all_its_alerts_recover(engine: Engine) {
+    let app = App::start(engine).await;
+    let (_, key) = integration(&app).await;
+    let a = &app.agent;
+    let url = format!("{}/api/v1/integrations/{key}/alertmanager", a.base);
+    let group = "{}/{severity=\"critical\"}:{alertname=\"ProbeFailure\"}";
+    let fired = a
+        .send(
+            a.http.post(&url),
+            Some(notification(
+                "4",
+                "firing",
+                group,
+                &[("aaa1", "firing"), ("bbb2", "firing")],
+            )),
+        )
+        .await;
+    assert_eq!(fired.status, 200, "{}", fired.body);
+    assert_eq!(fired.body["opened"], 1, "two alerts of one group open one incident");
+    let alerts = a.get("/api/v1/alerts").await;
+    let items = alerts.ok()["items"].as_array().expect("items").clone();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["incident"], items[1]["incident"]);
+    let incident_id = items[0]["incident"].as_str().expect("incident").to_string();
+    assert_eq!(
+        a.get(&format!("/api/v1/incidents/{incident_id}")).await.ok()["priority"],
+        "P1"
+    );
+
+    let half = a
+        .send(
+            a.http.post(&url),
+            Some(notification(
+                "4",
+                "firing",
+                group,
+                &[("aaa1", "resolved"), ("bbb2", "firing")],
+            )),
+        )
+        .await;
+    assert_eq!(half.status, 200);
+    assert_eq!(
+        a.get(&format!("/api/v1/incidents/{incident_id}")).await.ok()["state"],
+        "new",
+        "one alert still fires"
+    );
+    let all = a
+        .send(
+            a.http.post(&url),
+            Some(notification("4", "resolved", group, &[("bbb2", "resolved")])),
+        )
+        .await;
+    assert_eq!(all.status, 200);
+    assert_eq!(
+        a.get(&format!("/api/v1/incidents/{incident_id}")).await.ok()["state"],
+        "resolved"
+    );
+
+    let grafana = format!("{}/api/v1/integrations/{key}/grafana", a.base);
+    let mut from_grafana = notification("1", "firing", "grafana-group", &[("ccc3", "firing")]);
+    from_grafana["orgId"] = json!(1);
+    from_grafana["title"] = json!("[FIRING:1] ProbeFailure");
+    from_grafana["alerts"][0]["values"] = json!({"B": 44.2});
+    from_grafana["alerts"][0]["dashboardURL"] = json!("http://grafana/d/1");
+    let put = a.send(a.http.put(&grafana), Some(from_grafana)).await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(put.body["opened"], 1);
+
+    a.send(
+        a.http.post(&url),
+        Some(notification("1", "firing", group, &[("x", "firing")])),
+    )
+    .await
+    .problem(400);
+    a.send(
+        a.http.post(&url),
+        Some(notification("4", "firing", group, &[("x", "exploded")])),
+    )
+    .await
+    .problem(400);
+    let mut unknown = notification("4", "firing", group, &[("x", "firing")]);
+    unknown["surprise"] = json!(1);
+    a.send(a.http.post(&url), Some(unknown)).await.problem(422);
+    a.send(
+        a.http.post(format!("{}/api/v1/integrations/nope/alertmanager", a.base)),
+        Some(notification("4", "firing", group, &[])),
+    )
+    .await
+    .problem(404);
+}

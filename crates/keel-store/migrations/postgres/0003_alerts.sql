@@ -4,6 +4,7 @@ CREATE TABLE alerts (
     id             TEXT PRIMARY KEY,
     integration_id TEXT NOT NULL REFERENCES integrations(id),
     dedup_key      TEXT NOT NULL,
+    group_key      TEXT,
     status         TEXT NOT NULL,
     summary        TEXT NOT NULL,
     severity       TEXT NOT NULL,
@@ -16,3 +17,5 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_incident ON alerts(incident_id);
 CREATE INDEX alerts_status ON alerts(status, id);
+-- Correlation: the alerts of one group (e.g. Alertmanager's groupKey) share an open incident.
+CREATE INDEX alerts_group ON alerts(integration_id, group_key);

@@ -728,6 +728,22 @@ fn ingest_in(session: &mut Session<'_>, request: &IngestRequest, now: Timestamp)
     let mut incident_id = existing.as_ref().and_then(|a| a.incident_id.clone());
     let mut opened_incident = false;
     if reaction == Reaction::Open {
+        incident_id = match &signal.group_key {
+            Some(group) => session
+                .conn
+                .prepare_cached(
+                    "SELECT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id
+                     WHERE a.integration_id = ?1 AND a.group_key = ?2 AND i.state IN ('new', 'accepted', 'on_hold')
+                     ORDER BY a.last_seen DESC LIMIT 1",
+                )
+                .map_err(map_err)?
+                .query_row([&integration.id, group], |row| row.get(0))
+                .optional()
+                .map_err(map_err)?,
+            None => None,
+        };
+    }
+    if reaction == Reaction::Open && incident_id.is_none() {
         let (input, claimed) = registration_for(signal, integration, now);
         let register = RegisterRequest {
             id: uuid::Uuid::now_v7().to_string(),
@@ -764,11 +780,11 @@ fn ingest_in(session: &mut Session<'_>, request: &IngestRequest, now: Timestamp)
 
 fn write_alert(conn: &Connection, a: &Alert, is_new: bool) -> Result<(), StoreError> {
     let sql = if is_new {
-        "INSERT INTO alerts (id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO alerts (id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     } else {
         "UPDATE alerts SET integration_id = ?2, dedup_key = ?3, status = ?4, summary = ?5, severity = ?6, source = ?7,
-         incident_id = ?8, count = ?9, first_seen = ?10, last_seen = ?11 WHERE id = ?1"
+         incident_id = ?8, count = ?9, first_seen = ?10, last_seen = ?11, group_key = ?12 WHERE id = ?1"
     };
     conn.prepare_cached(sql)
         .map_err(map_err)?
@@ -784,6 +800,7 @@ fn write_alert(conn: &Connection, a: &Alert, is_new: bool) -> Result<(), StoreEr
             a.count,
             a.first_seen.as_micros(),
             a.last_seen.as_micros(),
+            a.group_key,
         ])
         .map_err(map_err)?;
     Ok(())

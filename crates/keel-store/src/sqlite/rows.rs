@@ -11,8 +11,7 @@ pub(super) const ENTRY_COLUMNS: &str =
     "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
 pub(super) const INTEGRATION_COLUMNS: &str =
     "id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at";
-pub(super) const ALERT_COLUMNS: &str =
-    "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen";
+pub(super) const ALERT_COLUMNS: &str = "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key";
 pub(super) const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
 
 fn bad_column(idx: usize, what: &str) -> rusqlite::Error {
@@ -105,6 +104,7 @@ pub(super) fn alert_from_row(row: &Row<'_>) -> rusqlite::Result<Alert> {
         count: row.get(8)?,
         first_seen: Timestamp::from_micros(row.get(9)?),
         last_seen: Timestamp::from_micros(row.get(10)?),
+        group_key: row.get(11)?,
     })
 }
 

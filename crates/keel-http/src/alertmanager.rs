@@ -1,0 +1,222 @@
+//! Prometheus Alertmanager webhooks (`"version": "4"`) and Grafana alerting
+//! webhooks (`"version": "1"`, the same shape with a few more fields). Every
+//! alert of a notification is a signal keyed by its fingerprint; the
+//! notification's `groupKey` correlates them, so one group is one incident
+//! while it is open. Senders drop a notification on 4xx and retry on 5xx,
+//! so only a really malformed notification gets a 4xx.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use keel_domain::Timestamp;
+use keel_domain::detection::{Severity, SignalAction};
+use keel_store::{IngestRequest, Signal};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::ApiJson;
+use crate::ingest::integration_for;
+
+type Labels = BTreeMap<String, String>;
+
+/// A webhook notification (Alertmanager's fields; Grafana's extras accepted).
+#[allow(dead_code)] // The whole format is accepted; keel reads part of it so far.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Notification {
+    /// "4" from Alertmanager, "1" from Grafana.
+    pub version: String,
+    pub group_key: Option<String>,
+    pub truncated_alerts: Option<u64>,
+    pub status: Option<String>,
+    pub receiver: Option<String>,
+    pub group_labels: Option<Labels>,
+    pub common_labels: Option<Labels>,
+    pub common_annotations: Option<Labels>,
+    #[serde(rename = "externalURL")]
+    pub external_url: Option<String>,
+    pub alerts: Vec<WebhookAlert>,
+    // Grafana only.
+    pub org_id: Option<i64>,
+    pub title: Option<String>,
+    pub state: Option<String>,
+    pub message: Option<String>,
+}
+
+/// One alert of a notification.
+#[allow(dead_code)] // The whole format is accepted; keel reads part of it so far.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebhookAlert {
+    /// firing | resolved
+    pub status: String,
+    pub labels: Labels,
+    pub annotations: Option<Labels>,
+    pub starts_at: Option<String>,
+    pub ends_at: Option<String>,
+    #[serde(rename = "generatorURL")]
+    pub generator_url: Option<String>,
+    pub fingerprint: Option<String>,
+    // Grafana only.
+    #[schema(value_type = Object)]
+    pub values: Option<Value>,
+    pub value_string: Option<String>,
+    #[serde(rename = "silenceURL")]
+    pub silence_url: Option<String>,
+    #[serde(rename = "dashboardURL")]
+    pub dashboard_url: Option<String>,
+    #[serde(rename = "panelURL")]
+    pub panel_url: Option<String>,
+    #[serde(rename = "imageURL")]
+    pub image_url: Option<String>,
+}
+
+/// What a notification did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationAccepted {
+    pub status: String,
+    /// Alerts stored.
+    pub alerts: usize,
+    /// Incidents opened by them.
+    pub opened: usize,
+}
+
+fn severity(labels: &Labels) -> Severity {
+    match labels.get("severity").map(|s| s.to_ascii_lowercase()).as_deref() {
+        Some("critical" | "page" | "fatal" | "emergency") => Severity::Critical,
+        Some("warning" | "warn" | "minor") => Severity::Warning,
+        Some("info" | "informational" | "low" | "none") => Severity::Info,
+        _ => Severity::Error,
+    }
+}
+
+/// The alert's identity: Alertmanager's fingerprint, or a hash of its labels.
+fn fingerprint(alert: &WebhookAlert) -> String {
+    alert.fingerprint.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| {
+        let text: Vec<String> = alert.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        hex::encode(Sha256::digest(text.join("\u{1f}").as_bytes()))[..32].to_string()
+    })
+}
+
+fn signal(alert: WebhookAlert, group_key: Option<&String>) -> ApiResult<Signal> {
+    let action = match alert.status.as_str() {
+        "firing" | "alerting" => SignalAction::Trigger,
+        "resolved" | "ok" => SignalAction::Resolve,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "alert status must be firing or resolved, not {other:?}"
+            )));
+        }
+    };
+    let dedup_key = fingerprint(&alert);
+    let name = alert
+        .labels
+        .get("alertname")
+        .cloned()
+        .unwrap_or_else(|| "alert".to_string());
+    let annotations = alert.annotations.unwrap_or_default();
+    let text = annotations
+        .get("summary")
+        .or_else(|| annotations.get("description"))
+        .cloned();
+    let summary: String = match text {
+        Some(text) => format!("{name}: {text}"),
+        None => name,
+    }
+    .chars()
+    .take(1024)
+    .collect();
+    // Alertmanager's zero time and Grafana's equivalents mean "unknown".
+    let occurred_at = alert
+        .starts_at
+        .as_deref()
+        .and_then(|s| s.parse::<Timestamp>().ok())
+        .filter(|t| t.as_micros() > 0);
+    Ok(Signal {
+        dedup_key,
+        action,
+        summary,
+        source: alert
+            .labels
+            .get("instance")
+            .or_else(|| alert.labels.get("job"))
+            .cloned(),
+        severity: severity(&alert.labels),
+        occurred_at,
+        service: alert.labels.get("service").cloned(),
+        group_key: group_key.cloned(),
+    })
+}
+
+async fn accept(
+    state: &AppState,
+    key: &str,
+    notification: Notification,
+    version: &str,
+) -> ApiResult<Json<NotificationAccepted>> {
+    let integration = integration_for(state, key).await?;
+    if notification.version != version {
+        return Err(ApiError::bad_request(format!(
+            "this endpoint takes webhook version {version:?}, not {:?}",
+            notification.version
+        )));
+    }
+    let group_key = notification.group_key.clone();
+    let signals = notification
+        .alerts
+        .into_iter()
+        .map(|a| signal(a, group_key.as_ref()))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let mut opened = 0;
+    let n_alerts = signals.len();
+    for signal in signals {
+        let outcome = state
+            .store
+            .ingest(IngestRequest {
+                integration: integration.clone(),
+                signal,
+                matrix: state.matrix.clone(),
+            })
+            .await?;
+        opened += usize::from(outcome.opened_incident);
+        metrics::counter!("keel_events_received_total", "kind" => integration.kind.as_str(), "format" => if version == "4" { "alertmanager" } else { "grafana" })
+            .increment(1);
+    }
+    Ok(Json(NotificationAccepted {
+        status: "success".into(),
+        alerts: n_alerts,
+        opened,
+    }))
+}
+
+/// Alertmanager webhook receiver (`webhook_configs.url`).
+#[utoipa::path(post, path = "/api/v1/integrations/{key}/alertmanager", tag = "ingest", request_body = Notification,
+    params(("key" = String, Path, description = "the integration's key")),
+    responses((status = 200, body = NotificationAccepted), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub async fn alertmanager(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    ApiJson(notification): ApiJson<Notification>,
+) -> ApiResult<(StatusCode, Json<NotificationAccepted>)> {
+    Ok((StatusCode::OK, accept(&state, &key, notification, "4").await?))
+}
+
+/// Grafana alerting webhook contact point (POST or PUT).
+#[utoipa::path(post, path = "/api/v1/integrations/{key}/grafana", tag = "ingest", request_body = Notification,
+    params(("key" = String, Path, description = "the integration's key")),
+    responses((status = 200, body = NotificationAccepted), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub async fn grafana(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    ApiJson(notification): ApiJson<Notification>,
+) -> ApiResult<(StatusCode, Json<NotificationAccepted>)> {
+    Ok((StatusCode::OK, accept(&state, &key, notification, "1").await?))
+}
