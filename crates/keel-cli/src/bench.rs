@@ -2,7 +2,9 @@
 //! database by default, or the PostgreSQL database given), then drives it
 //! over real HTTP with concurrent clients. Three phases, each for a fixed
 //! time: `GET /healthz` (the baseline: the HTTP stack alone), incident
-//! creation, and timeline appends (comments spread over 1,000 incidents).
+//! creation, timeline appends (comments spread over the newest 500
+//! incidents), and monitoring ingest (generic events with distinct dedup
+//! keys, each opening an incident, then over 100 repeating keys).
 //! Figures are reported as operations/s and as ratios to the baseline of
 //! the same run, because absolute numbers on shared machines are noisy.
 
@@ -19,7 +21,7 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use keel_domain::Role;
 use keel_http::{hash_token, new_id, new_token_secret};
-use keel_store::{ApiToken, Clock, NewUser, SystemClock};
+use keel_store::{ApiToken, Clock, Integration, IntegrationKind, NewUser, SystemClock};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 
@@ -56,6 +58,14 @@ impl Phase {
     fn rate(&self) -> f64 {
         self.ops as f64 / self.seconds
     }
+}
+
+/// The process's peak resident memory (VmHWM), in MiB, if the OS tells.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Builds the n-th request of a phase.
@@ -172,13 +182,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     store
         .create_token(ApiToken {
             id: new_id(),
-            user_id,
+            user_id: user_id.clone(),
             name: "bench".into(),
             token_hash: hash_token(&secret),
             created_at: clock.now(),
         })
         .await?;
     let engine = store.engine();
+    let integration_key = new_token_secret().chars().skip(5).take(32).collect::<String>();
+    store
+        .create_integration(Integration {
+            id: new_id(),
+            name: "bench".into(),
+            kind: IntegrationKind::Generic,
+            service: Some("bench".into()),
+            team: None,
+            key_hash: hash_token(&integration_key),
+            key_hint: integration_key.chars().take(4).collect(),
+            disabled: false,
+            created_by: user_id,
+            created_at: clock.now(),
+            rotated_at: None,
+        })
+        .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let router = app(&settings, store, clock);
@@ -249,9 +275,38 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }),
     )
     .await?;
-    server.abort();
 
-    let phases = [baseline, create, append];
+    // Monitoring ingest: generic events, first each with its own dedup key
+    // (every one opens an incident), then over 100 keys (repeats only count).
+    let integration_key = integration_key.clone();
+    let distinct_path = format!("/api/v1/integrations/{integration_key}/events");
+    let distinct = drive(
+        "ingest, distinct keys",
+        address,
+        c,
+        duration,
+        Arc::new(move |n| {
+            let event = json!({"summary": format!("bench alert {n}"), "severity": "warning", "dedup_key": format!("bench-{n}")});
+            request(Method::POST, &distinct_path, None, Some(&event))
+        }),
+    )
+    .await?;
+    let repeat_path = format!("/api/v1/integrations/{integration_key}/events");
+    let repeating = drive(
+        "ingest, 100 repeating keys",
+        address,
+        c,
+        duration,
+        Arc::new(move |n| {
+            let event = json!({"summary": "bench repeating alert", "severity": "warning", "dedup_key": format!("repeat-{}", n % 100)});
+            request(Method::POST, &repeat_path, None, Some(&event))
+        }),
+    )
+    .await?;
+    server.abort();
+    let peak_rss_mb = peak_rss_mb();
+
+    let phases = [baseline, create, append, distinct, repeating];
     let base_rate = phases[0].rate();
     if args.json {
         let items: Vec<Value> = phases
@@ -263,7 +318,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            json!({"engine": engine, "concurrency": args.concurrency, "seconds_per_phase": args.seconds, "phases": items})
+            json!({"engine": engine, "concurrency": args.concurrency, "seconds_per_phase": args.seconds,
+                   "peak_rss_mb": peak_rss_mb, "phases": items})
         );
     } else {
         println!(
@@ -285,6 +341,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 p.p50_ms,
                 p.p99_ms
             );
+        }
+        if let Some(rss) = peak_rss_mb {
+            println!("peak RSS of the process (server and clients): {rss:.0} MiB");
         }
     }
     Ok(ExitCode::SUCCESS)
