@@ -220,3 +220,108 @@ pub async fn grafana(
 ) -> ApiResult<(StatusCode, Json<NotificationAccepted>)> {
     Ok((StatusCode::OK, accept(&state, &key, notification, "1").await?))
 }
+
+/// One alert of Alertmanager's push API (`postableAlert`).
+#[allow(dead_code)] // The whole format is accepted; keel reads part of it so far.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PostableAlert {
+    labels: Labels,
+    annotations: Option<Labels>,
+    starts_at: Option<String>,
+    ends_at: Option<String>,
+    #[serde(rename = "generatorURL")]
+    generator_url: Option<String>,
+}
+
+fn bad_push(detail: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (StatusCode::BAD_REQUEST, detail).into_response()
+}
+
+/// `POST /api/v2/alerts`: Alertmanager's own push API, so Prometheus (and
+/// Grafana's Alertmanager contact point) can send straight to keel. The
+/// integration key comes as the bearer token or basic-auth password. Labels
+/// identify an alert; an `endsAt` in the past resolves it; alerts with one
+/// `alertname` share an open incident. Answers as Alertmanager does: 200
+/// with no body, 400 with a plain-text reason.
+pub async fn push(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(key) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ").map(str::to_string).or_else(|| {
+                let encoded = v.strip_prefix("Basic ")?;
+                let decoded =
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded.trim()).ok()?;
+                let text = String::from_utf8(decoded).ok()?;
+                text.split_once(':').map(|(_, password)| password.to_string())
+            })
+        })
+    else {
+        return ApiError::unauthorized("send the integration key as a bearer token or basic-auth password")
+            .into_response();
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return (rejection.status(), rejection.to_string()).into_response(),
+    };
+    let alerts: Vec<PostableAlert> = match serde_json::from_slice(&body) {
+        Ok(alerts) => alerts,
+        Err(error) => return bad_push(format!("the body is not a list of alerts: {error}")),
+    };
+    let integration = match integration_for(&state, &key).await {
+        Ok(integration) => integration,
+        Err(error) => return error.into_response(),
+    };
+    let now = state.clock.now();
+    let mut signals = Vec::with_capacity(alerts.len());
+    for alert in alerts {
+        let Some(name) = alert.labels.get("alertname").cloned() else {
+            return bad_push("every alert needs an alertname label".to_string());
+        };
+        let ends_at = alert
+            .ends_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .filter(|t| t.as_micros() > 0);
+        let resolved = ends_at.is_some_and(|t| t <= now);
+        let webhook = WebhookAlert {
+            status: if resolved { "resolved" } else { "firing" }.to_string(),
+            labels: alert.labels,
+            annotations: alert.annotations,
+            starts_at: alert.starts_at,
+            ends_at: None,
+            generator_url: alert.generator_url,
+            fingerprint: None,
+            values: None,
+            value_string: None,
+            silence_url: None,
+            dashboard_url: None,
+            panel_url: None,
+            image_url: None,
+        };
+        match signal(webhook, Some(&name)) {
+            Ok(signal) => signals.push(signal),
+            Err(error) => return bad_push(error.detail),
+        }
+    }
+    for signal in signals {
+        let request = IngestRequest {
+            integration: integration.clone(),
+            signal,
+            matrix: state.matrix.clone(),
+        };
+        if let Err(error) = state.store.ingest(request).await {
+            return ApiError::from(error).into_response();
+        }
+        metrics::counter!("keel_events_received_total", "kind" => integration.kind.as_str(), "format" => "alertmanager_push")
+            .increment(1);
+    }
+    StatusCode::OK.into_response()
+}

@@ -199,6 +199,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
     Router::new()
         .merge(api)
         .route("/v2/enqueue", axum::routing::post(pagerduty::enqueue))
+        .route("/api/v2/alerts", axum::routing::post(alertmanager::push))
         // Grafana's webhook contact point may be set to PUT.
         .route(
             "/api/v1/integrations/{key}/grafana",

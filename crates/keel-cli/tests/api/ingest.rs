@@ -455,3 +455,96 @@ async fn an_alertmanager_group_is_one_incident_until_all_its_alerts_recover(engi
     .await
     .problem(404);
 }
+
+on_both_engines!(prometheus_can_push_alerts_straight_to_keel);
+
+async fn prometheus_can_push_alerts_straight_to_keel(engine: Engine) {
+    let app = App::start(engine).await;
+    let (_, key) = integration(&app).await;
+    let a = &app.agent;
+    let url = format!("{}/api/v2/alerts", a.base);
+    let alert = |instance: &str, ends_at: &str| {
+        json!({"labels": {"alertname": "HighLatency", "instance": instance, "severity": "warning"},
+               "annotations": {"summary": "p99 above 2s"}, "startsAt": "2026-11-27T05:00:00Z", "endsAt": ends_at,
+               "generatorURL": "http://prometheus/graph"})
+    };
+    let pushed = a
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&json!([
+            alert("web-1", "2999-01-01T00:00:00Z"),
+            alert("web-2", "2999-01-01T00:00:00Z")
+        ]))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(pushed.status(), 200);
+    // Prometheus re-sends active alerts; they are repeats.
+    let again = a
+        .http
+        .post(&url)
+        .basic_auth("prometheus", Some(&key))
+        .json(&json!([alert("web-1", "2999-01-01T00:00:00Z")]))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(again.status(), 200, "basic-auth password works too");
+    let alerts = a.get("/api/v1/alerts").await;
+    let items = alerts.ok()["items"].as_array().expect("items").clone();
+    assert_eq!(items.len(), 2, "labels identify an alert");
+    assert_eq!(
+        items[0]["incident"], items[1]["incident"],
+        "one alertname, one open incident"
+    );
+    let incident_id = items[0]["incident"].as_str().expect("incident").to_string();
+    let ended = a
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&json!([
+            alert("web-1", "2026-11-27T05:10:00Z"),
+            alert("web-2", "2026-11-27T05:10:00Z")
+        ]))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(ended.status(), 200);
+    assert_eq!(
+        a.get(&format!("/api/v1/incidents/{incident_id}")).await.ok()["state"],
+        "resolved",
+        "an endsAt in the past resolves"
+    );
+
+    let missing = a
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&json!([{"labels": {"instance": "x"}}]))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(missing.status(), 400);
+    assert!(missing.text().await.expect("text").contains("alertname"));
+    assert_eq!(
+        a.http
+            .post(&url)
+            .json(&json!([]))
+            .send()
+            .await
+            .expect("answer")
+            .status(),
+        401
+    );
+    assert_eq!(
+        a.http
+            .post(&url)
+            .bearer_auth("nope")
+            .json(&json!([]))
+            .send()
+            .await
+            .expect("answer")
+            .status(),
+        404
+    );
+}
