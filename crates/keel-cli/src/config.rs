@@ -39,6 +39,15 @@ pub struct FileConfig {
     pub sqlite: SqliteFile,
     #[serde(default)]
     pub priority: PriorityFile,
+    #[serde(default)]
+    pub ingest: IngestFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestFile {
+    /// Events per second one integration key may send to one node (429 above); default: no limit.
+    pub rate_per_key_per_second: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +74,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub listen: String,
     pub log_format: String,
+    pub ingest_rate_per_key: Option<f64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -122,6 +132,12 @@ pub fn resolve(store: &StoreArgs, listen: Option<String>, log_format: Option<Str
         },
         max_body_bytes,
         listen: listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
+        ingest_rate_per_key: match file.ingest.rate_per_key_per_second {
+            Some(rate) if !(rate > 0.0 && rate.is_finite()) => {
+                bail!("ingest.rate_per_key_per_second must be a positive number")
+            }
+            other => other,
+        },
         log_format,
     })
 }
@@ -141,6 +157,9 @@ max_body_bytes = 1048576        # larger request bodies get 413
 
 [sqlite]
 synchronous = "normal"         # "full" also survives power loss, at a cost in write speed
+
+[ingest]
+# rate_per_key_per_second = 100   # per node; senders get 429 with Retry-After above it. Default: no limit.
 
 [priority]
 # rows: impact 1 (extensive) .. 4 (minor); columns: urgency 1 (critical) .. 4 (low)

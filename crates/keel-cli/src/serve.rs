@@ -135,6 +135,7 @@ pub fn app(settings: &Settings, store: Arc<dyn Store>, clock: Arc<dyn Clock>) ->
         state,
         &HttpConfig {
             max_body_bytes: settings.max_body_bytes,
+            ingest_rate_per_key: settings.ingest_rate_per_key,
         },
     )
 }

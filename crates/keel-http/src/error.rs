@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub title: &'static str,
     pub detail: String,
+    /// Seconds to send as `Retry-After` (with 429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -32,6 +34,14 @@ impl ApiError {
             status,
             title,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+    /// 429: the sender is over its rate; it may retry after `seconds`.
+    pub fn too_many(detail: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests", detail)
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -60,6 +70,7 @@ impl ApiError {
             412 => "precondition-failed",
             413 => "payload-too-large",
             415 => "unsupported-media-type",
+            429 => "too-many-requests",
             422 => "invalid-input",
             503 => "unavailable",
             _ => "internal",
@@ -122,6 +133,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -4,7 +4,9 @@
 //! This module holds the generic JSON format; the PagerDuty, Alertmanager
 //! and Grafana formats are still to come (issue 3).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -108,11 +110,59 @@ fn outcome_name(reaction: Reaction) -> &'static str {
     }
 }
 
-/// The enabled integration a key belongs to.
+/// A token bucket per integration key (per node): `rate` events a second,
+/// bursts of up to one second's worth.
+pub struct RateLimiter {
+    rate: Option<f64>,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter at `rate` events per second per key; `None` lets all through.
+    #[must_use]
+    pub fn new(rate: Option<f64>) -> Self {
+        Self {
+            rate: rate.filter(|r| *r > 0.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one event from `key`'s bucket, or says how many seconds to wait.
+    pub(crate) fn take(&self, key: &str) -> Result<(), u64> {
+        let Some(rate) = self.rate else { return Ok(()) };
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        if buckets.len() > 100_000 {
+            buckets.clear();
+        }
+        let now = Instant::now();
+        let burst = rate.max(1.0);
+        let (tokens, last) = buckets.entry(key.to_string()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// The enabled integration a key belongs to, if the key is within its rate.
 pub(crate) async fn integration_for(state: &AppState, key: &str) -> ApiResult<Integration> {
+    let key_hash = hash_token(key);
+    if let Err(seconds) = state.ingest_limit.take(&key_hash) {
+        metrics::counter!("keel_events_throttled_total").increment(1);
+        return Err(ApiError::too_many(
+            "this integration key is over its event rate; retry later",
+            seconds,
+        ));
+    }
     let integration = state
         .store
-        .find_integration_by_key(&hash_token(key))
+        .find_integration_by_key(&key_hash)
         .await?
         .ok_or_else(|| ApiError::not_found("integration key"))?;
     if integration.disabled {

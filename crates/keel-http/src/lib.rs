@@ -9,7 +9,7 @@ mod dto;
 pub mod error;
 mod extract;
 mod incidents;
-mod ingest;
+pub mod ingest;
 mod integrations;
 mod ops;
 mod pagerduty;
@@ -40,12 +40,16 @@ pub use error::ApiError;
 pub struct HttpConfig {
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Events per second one integration key may send to this node before
+    /// getting 429 with `Retry-After` (senders retry those); `None`: no limit.
+    pub ingest_rate_per_key: Option<f64>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 1024 * 1024,
+            ingest_rate_per_key: None,
         }
     }
 }
@@ -57,6 +61,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub matrix: Arc<PriorityMatrix>,
     pub tokens: Arc<auth::TokenCache>,
+    pub ingest_limit: Arc<ingest::RateLimiter>,
     pub metrics: PrometheusHandle,
     pub openapi: Arc<utoipa::openapi::OpenApi>,
 }
@@ -70,6 +75,7 @@ impl AppState {
             clock,
             matrix: Arc::new(matrix),
             tokens: Arc::new(auth::TokenCache::default()),
+            ingest_limit: Arc::new(ingest::RateLimiter::new(None)),
             metrics: metrics_handle(),
             openapi: Arc::new(openapi_document()),
         }
@@ -194,7 +200,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The whole application.
-pub fn router(state: AppState, config: &HttpConfig) -> Router {
+pub fn router(mut state: AppState, config: &HttpConfig) -> Router {
+    state.ingest_limit = Arc::new(ingest::RateLimiter::new(config.ingest_rate_per_key));
     let (api, _) = api_routes().split_for_parts();
     Router::new()
         .merge(api)

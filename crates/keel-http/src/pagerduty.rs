@@ -204,6 +204,18 @@ pub async fn enqueue(
         Ok(parsed) => parsed,
         Err(errors) => return invalid(errors),
     };
+    if let Err(seconds) = state.ingest_limit.take(&hash_token(&routing_key)) {
+        metrics::counter!("keel_events_throttled_total").increment(1);
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"status": "throttle event", "message": "Requests for this integration are arriving too quickly. Please retry later."})),
+        )
+            .into_response();
+        if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let integration = match state.store.find_integration_by_key(&hash_token(&routing_key)).await {
         Ok(Some(integration)) if !integration.disabled => integration,
         Ok(Some(_)) => return invalid(vec!["this integration is disabled".to_string()]),

@@ -548,3 +548,52 @@ async fn prometheus_can_push_alerts_straight_to_keel(engine: Engine) {
         404
     );
 }
+
+on_both_engines!(a_key_over_its_rate_gets_429_with_retry_after);
+
+async fn a_key_over_its_rate_gets_429_with_retry_after(engine: Engine) {
+    let app = App::start_with(
+        engine,
+        HttpConfig {
+            ingest_rate_per_key: Some(2.0),
+            ..HttpConfig::default()
+        },
+    )
+    .await;
+    let (_, key) = integration(&app).await;
+    let a = &app.agent;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for n in 0..6 {
+        let answer = send(a, &key, json!({"summary": "storm", "dedup_key": format!("storm-{n}")})).await;
+        if answer.status == 429 {
+            retry_after = answer
+                .headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+        }
+        statuses.push(answer.status.as_u16());
+    }
+    assert_eq!(&statuses[..2], [202, 202], "the burst allowance passes");
+    assert!(
+        statuses.contains(&429),
+        "then the sender is told to slow down: {statuses:?}"
+    );
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    let alerts = a.get("/api/v1/alerts?limit=500").await;
+    assert_eq!(
+        alerts.ok()["items"].as_array().map(Vec::len),
+        Some(6 - throttled),
+        "a 429 stores nothing"
+    );
+    let pd = a
+        .send(
+            a.http.post(format!("{}/v2/enqueue", a.base)),
+            Some(json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "s", "severity": "info"}})),
+        )
+        .await;
+    assert_eq!(pd.status, 429, "PagerDuty senders get the same");
+    assert!(pd.headers.contains_key("retry-after"));
+}

@@ -141,7 +141,14 @@ async fn bad_bodies_get_clear_problems_and_write_nothing(engine: Engine) {
 }
 
 async fn oversized_bodies_get_413(engine: Engine) {
-    let app = App::start_with(engine, HttpConfig { max_body_bytes: 4096 }).await;
+    let app = App::start_with(
+        engine,
+        HttpConfig {
+            max_body_bytes: 4096,
+            ..HttpConfig::default()
+        },
+    )
+    .await;
     let a = &app.agent;
     let answer = a
         .post(
