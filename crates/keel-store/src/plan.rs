@@ -7,7 +7,7 @@ use keel_domain::timeline::{GENESIS_HASH, seal};
 use keel_domain::{Actor, Channel, Claimed, Command, MAX_TITLE, RegistrationInput, Role, Source, UserId};
 use keel_domain::{Entry, Incident, Timestamp, apply, decide, register};
 
-use crate::{Alert, ExecuteRequest, Integration, RegisterRequest, Signal, StoreError};
+use crate::{Alert, ExecuteRequest, IngestRequest, Integration, RegisterRequest, Signal, StoreError};
 
 /// What a write stores: new entries (in order) and the incident after them.
 #[derive(Debug)]
@@ -161,6 +161,32 @@ pub fn incident_command(reaction: Reaction, signal: &Signal) -> Option<Command> 
         }),
         Reaction::Repeat | Reaction::Ignore => None,
     }
+}
+
+/// The registration of the incident a signal opens.
+#[must_use]
+pub fn open_incident_request(request: &IngestRequest, now: Timestamp) -> RegisterRequest {
+    let (input, claimed) = registration_for(&request.signal, &request.integration, now);
+    RegisterRequest {
+        id: uuid::Uuid::now_v7().to_string(),
+        input,
+        actor: monitoring_actor(&request.integration),
+        claimed,
+        matrix: std::sync::Arc::clone(&request.matrix),
+    }
+}
+
+/// The command a signal's reaction applies to the incident `incident_id`, if any.
+#[must_use]
+pub fn alert_command_request(request: &IngestRequest, reaction: Reaction, incident_id: &str) -> Option<ExecuteRequest> {
+    Some(ExecuteRequest {
+        incident: crate::IncidentRef::Id(incident_id.to_string()),
+        command: incident_command(reaction, &request.signal)?,
+        actor: monitoring_actor(&request.integration),
+        claimed: Claimed::default(),
+        expected_version: None,
+        matrix: std::sync::Arc::clone(&request.matrix),
+    })
 }
 
 /// The alert after a signal; `None` when there is no alert to keep (an

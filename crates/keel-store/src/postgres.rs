@@ -15,11 +15,10 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use crate::filter::{Bind, list_query};
-use keel_domain::Claimed;
 use keel_domain::detection::{AlertStatus, Reaction, Severity, react};
 
 use crate::plan::{Planned, plan_command, plan_registration, search_text};
-use crate::plan::{alert_after, incident_command, monitoring_actor, registration_for};
+use crate::plan::{alert_after, alert_command_request, open_incident_request};
 use crate::{
     Alert, AlertFilter, ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification,
     IngestOutcome, IngestRequest, Integration, IntegrationKind, IntegrationUpdate, NewUser, Page, RegisterRequest,
@@ -619,7 +618,6 @@ impl Store for PostgresStore {
         .map(alert_from_row)
         .transpose()?;
         let reaction = react(existing.as_ref().map(|a| a.status), signal.action);
-        let actor = monitoring_actor(integration);
         let mut incident_id = existing.as_ref().and_then(|a| a.incident_id.clone());
         let mut opened_incident = false;
         if reaction == Reaction::Open {
@@ -642,26 +640,17 @@ impl Store for PostgresStore {
             .map_err(map_err)?;
         }
         if reaction == Reaction::Open && incident_id.is_none() {
-            let (input, claimed) = registration_for(signal, integration, now);
-            let register = RegisterRequest {
-                id: uuid::Uuid::now_v7().to_string(),
-                input,
-                actor: actor.clone(),
-                claimed,
-                matrix: Arc::clone(&request.matrix),
-            };
-            incident_id = Some(register_tx(&mut tx, &register, now).await?.id);
+            incident_id = Some(
+                register_tx(&mut tx, &open_incident_request(&request, now), now)
+                    .await?
+                    .id,
+            );
             opened_incident = true;
         }
-        if let (Some(command), Some(id)) = (incident_command(reaction, signal), incident_id.clone()) {
-            let execute = ExecuteRequest {
-                incident: IncidentRef::Id(id),
-                command,
-                actor,
-                claimed: Claimed::default(),
-                expected_version: None,
-                matrix: Arc::clone(&request.matrix),
-            };
+        if let Some(execute) = incident_id
+            .as_deref()
+            .and_then(|id| alert_command_request(&request, reaction, id))
+        {
             execute_tx(&mut tx, &execute, now).await?;
         }
         let is_new = existing.is_none();

@@ -22,15 +22,15 @@ use crate::{
     ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, Integration,
     IntegrationUpdate, NewUser, Page, RegisterRequest, Store, StoreError, User,
 };
+use keel_domain::Timestamp;
 use keel_domain::detection::{Reaction, react};
-use keel_domain::{Claimed, Timestamp};
 use rows::{
     ALERT_COLUMNS, ENTRY_COLUMNS, INTEGRATION_COLUMNS, USER_COLUMNS, alert_from_row, entry_from_row,
     integration_from_row, map_err, token_from_row, user_from_row,
 };
 use writer::{Session, Writer};
 
-use crate::plan::{alert_after, incident_command, monitoring_actor, registration_for};
+use crate::plan::{alert_after, alert_command_request, open_incident_request};
 use crate::{Alert, AlertFilter, IngestOutcome, IngestRequest};
 
 const MIGRATIONS: &[&str] = &[
@@ -724,7 +724,6 @@ fn ingest_in(session: &mut Session<'_>, request: &IngestRequest, now: Timestamp)
         .optional()
         .map_err(map_err)?;
     let reaction = react(existing.as_ref().map(|a| a.status), signal.action);
-    let actor = monitoring_actor(integration);
     let mut incident_id = existing.as_ref().and_then(|a| a.incident_id.clone());
     let mut opened_incident = false;
     if reaction == Reaction::Open {
@@ -744,26 +743,13 @@ fn ingest_in(session: &mut Session<'_>, request: &IngestRequest, now: Timestamp)
         };
     }
     if reaction == Reaction::Open && incident_id.is_none() {
-        let (input, claimed) = registration_for(signal, integration, now);
-        let register = RegisterRequest {
-            id: uuid::Uuid::now_v7().to_string(),
-            input,
-            actor: actor.clone(),
-            claimed,
-            matrix: Arc::clone(&request.matrix),
-        };
-        incident_id = Some(register_in(session, &register, now)?.id);
+        incident_id = Some(register_in(session, &open_incident_request(request, now), now)?.id);
         opened_incident = true;
     }
-    if let (Some(command), Some(id)) = (incident_command(reaction, signal), incident_id.clone()) {
-        let execute = ExecuteRequest {
-            incident: IncidentRef::Id(id),
-            command,
-            actor,
-            claimed: Claimed::default(),
-            expected_version: None,
-            matrix: Arc::clone(&request.matrix),
-        };
+    if let Some(execute) = incident_id
+        .as_deref()
+        .and_then(|id| alert_command_request(request, reaction, id))
+    {
         execute_in(session, &execute, now)?;
     }
     let is_new = existing.is_none();
