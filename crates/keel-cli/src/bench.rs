@@ -203,6 +203,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             created_by: user_id,
             created_at: clock.now(),
             rotated_at: None,
+            policy: keel_domain::detection::IngestPolicy::standard(),
+            signing_secret: None,
         })
         .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

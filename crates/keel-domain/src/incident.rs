@@ -239,6 +239,7 @@ pub fn apply(
             }
         }
         Change::AlertRecovered { dedup_key } => inc.open_alerts.retain(|k| k != dedup_key),
+        Change::AlertFlapping { .. } => {}
     }
     Some(inc)
 }

@@ -41,6 +41,8 @@ pub struct RegistrationInput {
     pub team: Option<String>,
     pub owner: Option<UserId>,
     pub major: bool,
+    /// The rule that classified it (monitoring), recorded in the timeline.
+    pub classified_by: Option<String>,
 }
 
 /// The record as registered: the data of the first timeline entry.
@@ -69,6 +71,9 @@ pub struct Registration {
     pub owner: UserId,
     pub reported_by: UserId,
     pub major: bool,
+    /// The classification rule that set its fields, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classified_by: Option<String>,
 }
 
 /// A change of classification fields. `None` leaves a field alone; for text
@@ -295,6 +300,13 @@ pub enum Command {
         dedup_key: String,
         auto_resolve: bool,
     },
+    /// Monitoring: an alert changed state too often; automatic resolution
+    /// and reopening stop until it settles.
+    FlagFlapping {
+        dedup_key: String,
+        changes: u32,
+        within_secs: u32,
+    },
 }
 
 impl Command {
@@ -316,6 +328,7 @@ impl Command {
             Command::AttachAlert { .. } => "attach alert",
             Command::AcknowledgeAlert { .. } => "acknowledge alert",
             Command::RecoverAlert { .. } => "recover alert",
+            Command::FlagFlapping { .. } => "flag flapping",
         }
     }
 }
@@ -395,6 +408,11 @@ pub enum Change {
     },
     AlertRecovered {
         dedup_key: String,
+    },
+    AlertFlapping {
+        dedup_key: String,
+        changes: u32,
+        within_secs: u32,
     },
 }
 
@@ -501,6 +519,7 @@ pub fn register(
         owner: input.owner.unwrap_or_else(|| actor.user.clone()),
         reported_by: actor.user.clone(),
         major: input.major,
+        classified_by: text("classified_by", input.classified_by, MAX_SHORT)?,
     }))
 }
 
@@ -643,6 +662,20 @@ pub fn decide(
                 });
             }
             return Ok(changes);
+        }
+        Command::FlagFlapping {
+            dedup_key,
+            changes,
+            within_secs,
+        } => {
+            if !state.is_open() {
+                return Ok(Vec::new());
+            }
+            Change::AlertFlapping {
+                dedup_key,
+                changes,
+                within_secs,
+            }
         }
         Command::Comment { body, visibility } => Change::Commented {
             body: required("body", body, MAX_TEXT)?,

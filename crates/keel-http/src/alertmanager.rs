@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
+use std::time::Instant;
+
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use keel_domain::Timestamp;
 use keel_domain::detection::{Severity, SignalAction};
-use keel_store::{IngestRequest, Signal};
+use keel_store::Signal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -20,8 +22,8 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::ApiJson;
-use crate::ingest::integration_for;
+use crate::extract::{JsonBytes, parse_json};
+use crate::ingest::{ingest_signals, integration_for};
 
 type Labels = BTreeMap<String, String>;
 
@@ -104,6 +106,57 @@ fn fingerprint(alert: &WebhookAlert) -> String {
     })
 }
 
+/// Checks a webhook's HMAC-SHA256 signature against the integration's
+/// secret: `X-Grafana-Alerting-Signature` (or `X-Keel-Signature`), hex, over
+/// the body — or over `TIMESTAMP:BODY` when `X-Grafana-Alerting-Timestamp`
+/// is sent.
+///
+/// # Errors
+/// 401 when the signature is missing or does not match.
+pub(crate) fn check_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+    use hmac::Mac;
+    let given = ["x-grafana-alerting-signature", "x-keel-signature"]
+        .into_iter()
+        .find_map(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+        .ok_or_else(|| {
+            ApiError::unauthorized("this integration takes only signed webhooks: send X-Grafana-Alerting-Signature")
+        })?
+        .trim();
+    let given = hex::decode(given.strip_prefix("sha256=").unwrap_or(given))
+        .map_err(|_| ApiError::unauthorized("the webhook signature is not hex"))?;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .map_err(|_| ApiError::unauthorized("the integration's signing secret is unusable"))?;
+    if let Some(timestamp) = headers.get("x-grafana-alerting-timestamp") {
+        mac.update(timestamp.as_bytes());
+        mac.update(b":");
+    }
+    mac.update(body);
+    mac.verify_slice(&given)
+        .map_err(|_| ApiError::unauthorized("the webhook signature does not match the integration's secret"))
+}
+
+/// Parses a webhook notification of `version` ("4" Alertmanager, "1"
+/// Grafana) into one signal per alert.
+///
+/// # Errors
+/// 400 for broken JSON, 422 for another shape, 400 for a wrong version or
+/// an alert status that is neither firing nor resolved.
+pub fn parse_notification(bytes: &[u8], version: &str) -> ApiResult<Vec<Signal>> {
+    let notification: Notification = parse_json(bytes)?;
+    if notification.version != version {
+        return Err(ApiError::bad_request(format!(
+            "this endpoint takes webhook version {version:?}, not {:?}",
+            notification.version
+        )));
+    }
+    let group_key = notification.group_key;
+    notification
+        .alerts
+        .into_iter()
+        .map(|a| signal(a, group_key.as_ref()))
+        .collect()
+}
+
 fn signal(alert: WebhookAlert, group_key: Option<&String>) -> ApiResult<Signal> {
     let action = match alert.status.as_str() {
         "firing" | "alerting" => SignalAction::Trigger,
@@ -151,47 +204,31 @@ fn signal(alert: WebhookAlert, group_key: Option<&String>) -> ApiResult<Signal> 
         occurred_at,
         service: alert.labels.get("service").cloned(),
         group_key: group_key.cloned(),
+        ci: alert.labels.get("ci").cloned(),
+        labels: alert.labels,
     })
 }
 
 async fn accept(
     state: &AppState,
     key: &str,
-    notification: Notification,
+    headers: &HeaderMap,
+    body: &[u8],
     version: &str,
 ) -> ApiResult<Json<NotificationAccepted>> {
+    let started = Instant::now();
     let integration = integration_for(state, key).await?;
-    if notification.version != version {
-        return Err(ApiError::bad_request(format!(
-            "this endpoint takes webhook version {version:?}, not {:?}",
-            notification.version
-        )));
+    if let Some(secret) = &integration.signing_secret {
+        check_signature(secret, headers, body)?;
     }
-    let group_key = notification.group_key.clone();
-    let signals = notification
-        .alerts
-        .into_iter()
-        .map(|a| signal(a, group_key.as_ref()))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let mut opened = 0;
+    let signals = parse_notification(body, version)?;
     let n_alerts = signals.len();
-    for signal in signals {
-        let outcome = state
-            .store
-            .ingest(IngestRequest {
-                integration: integration.clone(),
-                signal,
-                matrix: state.matrix.clone(),
-            })
-            .await?;
-        opened += usize::from(outcome.opened_incident);
-        metrics::counter!("keel_events_received_total", "kind" => integration.kind.as_str(), "format" => if version == "4" { "alertmanager" } else { "grafana" })
-            .increment(1);
-    }
+    let format = if version == "4" { "alertmanager" } else { "grafana" };
+    let outcomes = ingest_signals(state, &integration, signals, format, started).await?;
     Ok(Json(NotificationAccepted {
         status: "success".into(),
         alerts: n_alerts,
-        opened,
+        opened: outcomes.iter().filter(|o| o.opened_incident).count(),
     }))
 }
 
@@ -203,9 +240,10 @@ async fn accept(
 pub async fn alertmanager(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    ApiJson(notification): ApiJson<Notification>,
+    headers: HeaderMap,
+    JsonBytes(body): JsonBytes,
 ) -> ApiResult<(StatusCode, Json<NotificationAccepted>)> {
-    Ok((StatusCode::OK, accept(&state, &key, notification, "4").await?))
+    Ok((StatusCode::OK, accept(&state, &key, &headers, &body, "4").await?))
 }
 
 /// Grafana alerting webhook contact point (POST or PUT).
@@ -216,9 +254,10 @@ pub async fn alertmanager(
 pub async fn grafana(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    ApiJson(notification): ApiJson<Notification>,
+    headers: HeaderMap,
+    JsonBytes(body): JsonBytes,
 ) -> ApiResult<(StatusCode, Json<NotificationAccepted>)> {
-    Ok((StatusCode::OK, accept(&state, &key, notification, "1").await?))
+    Ok((StatusCode::OK, accept(&state, &key, &headers, &body, "1").await?))
 }
 
 /// One alert of Alertmanager's push API (`postableAlert`).
@@ -271,19 +310,33 @@ pub async fn push(
         Ok(body) => body,
         Err(rejection) => return (rejection.status(), rejection.to_string()).into_response(),
     };
-    let alerts: Vec<PostableAlert> = match serde_json::from_slice(&body) {
-        Ok(alerts) => alerts,
-        Err(error) => return bad_push(format!("the body is not a list of alerts: {error}")),
-    };
+    let started = Instant::now();
     let integration = match integration_for(&state, &key).await {
         Ok(integration) => integration,
         Err(error) => return error.into_response(),
     };
-    let now = state.clock.now();
+    let signals = match parse_push_body(&body, state.clock.now()) {
+        Ok(signals) => signals,
+        Err(detail) => return bad_push(detail),
+    };
+    match ingest_signals(&state, &integration, signals, "alertmanager_push", started).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// Parses the push API's list of alerts as of `now` (an `endsAt` at or
+/// before it resolves the alert).
+///
+/// # Errors
+/// Alertmanager's plain-text reason.
+pub fn parse_push_body(bytes: &[u8], now: Timestamp) -> Result<Vec<Signal>, String> {
+    let alerts: Vec<PostableAlert> =
+        serde_json::from_slice(bytes).map_err(|error| format!("the body is not a list of alerts: {error}"))?;
     let mut signals = Vec::with_capacity(alerts.len());
     for alert in alerts {
         let Some(name) = alert.labels.get("alertname").cloned() else {
-            return bad_push("every alert needs an alertname label".to_string());
+            return Err("every alert needs an alertname label".to_string());
         };
         let ends_at = alert
             .ends_at
@@ -306,22 +359,7 @@ pub async fn push(
             panel_url: None,
             image_url: None,
         };
-        match signal(webhook, Some(&name)) {
-            Ok(signal) => signals.push(signal),
-            Err(error) => return bad_push(error.detail),
-        }
+        signals.push(signal(webhook, Some(&name)).map_err(|error| error.detail)?);
     }
-    for signal in signals {
-        let request = IngestRequest {
-            integration: integration.clone(),
-            signal,
-            matrix: state.matrix.clone(),
-        };
-        if let Err(error) = state.store.ingest(request).await {
-            return ApiError::from(error).into_response();
-        }
-        metrics::counter!("keel_events_received_total", "kind" => integration.kind.as_str(), "format" => "alertmanager_push")
-            .increment(1);
-    }
-    StatusCode::OK.into_response()
+    Ok(signals)
 }

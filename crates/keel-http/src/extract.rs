@@ -17,6 +17,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBytes(bytes) = JsonBytes::from_request(request, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The raw bytes of a JSON body, checked like [`ApiJson`] (size, media
+/// type; empty reads as `{}`) for handlers that parse it themselves.
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -34,7 +47,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return parse_json(b"{}").map(ApiJson);
+            return Ok(JsonBytes(Bytes::from_static(b"{}")));
         }
         let is_json = content_type.as_deref().is_some_and(|ct| {
             let essence = ct.split(';').next().unwrap_or_default().trim();
@@ -47,7 +60,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
-        parse_json(&bytes).map(ApiJson)
+        Ok(JsonBytes(bytes))
     }
 }
 

@@ -109,6 +109,7 @@ pub async fn create(
         team: body.team,
         owner,
         major: body.major.unwrap_or(false),
+        classified_by: None,
     };
     let request = RegisterRequest {
         id: uuid::Uuid::now_v7().to_string(),

@@ -1,8 +1,8 @@
 //! Monitoring ingest and the alert list. An event authenticates by its
 //! integration's key (in the path), is parsed into a `Signal`, and applied
 //! by `Store::ingest` in one transaction; a 2xx is sent only after commit.
-//! This module holds the generic JSON format; the PagerDuty, Alertmanager
-//! and Grafana formats are still to come (issue 3).
+//! This module holds keel's generic JSON format (one event or a batch), the
+//! key check and rate limit every format shares, and ingest metrics.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -14,14 +14,14 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use keel_domain::Role;
 use keel_domain::detection::{AlertStatus, Reaction, Severity, SignalAction, check_dedup_key};
-use keel_store::{Alert, AlertFilter, IngestRequest, Integration, Signal};
+use keel_store::{Alert, AlertFilter, IngestOutcome, IngestRequest, Integration, Signal};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Auth, hash_token};
 use crate::dto::{Page, time};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiQuery, JsonBytes, parse_json};
 use crate::{AppState, new_id};
 
 /// Longest summary kept, in characters.
@@ -50,7 +50,12 @@ pub struct GenericEvent {
     pub service: Option<String>,
     /// Correlation: new alerts of a group join the group's open incident.
     pub group: Option<String>,
+    /// The configuration item concerned.
+    pub ci: Option<String>,
 }
+
+/// Most events in one batch.
+pub const MAX_BATCH: usize = 1000;
 
 /// An alert.
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,6 +74,13 @@ pub struct AlertView {
     pub count: i64,
     pub first_seen: String,
     pub last_seen: String,
+    /// The service and CI it was classified as.
+    pub service: Option<String>,
+    pub ci: Option<String>,
+    /// Changing state too often: automatic resolution paused.
+    pub flapping: bool,
+    /// The maintenance window that kept it from opening an incident.
+    pub suppressed_by: Option<String>,
 }
 
 impl From<&Alert> for AlertView {
@@ -85,6 +97,10 @@ impl From<&Alert> for AlertView {
             count: a.count,
             first_seen: a.first_seen.to_string(),
             last_seen: a.last_seen.to_string(),
+            service: a.service.clone(),
+            ci: a.ci.clone(),
+            flapping: a.flapping,
+            suppressed_by: a.suppressed_by.clone(),
         }
     }
 }
@@ -95,19 +111,49 @@ pub struct EventAccepted {
     /// Always `accepted`: the event is stored.
     pub status: String,
     pub dedup_key: String,
-    /// opened | repeat | acknowledged | recovered | ignored
+    /// opened | joined | reopened | repeat | acknowledged | recovered | suppressed | ignored
     pub outcome: String,
     pub alert: Option<AlertView>,
 }
 
-fn outcome_name(reaction: Reaction) -> &'static str {
-    match reaction {
-        Reaction::Open => "opened",
-        Reaction::Repeat => "repeat",
-        Reaction::Acknowledge => "acknowledged",
-        Reaction::Recover => "recovered",
-        Reaction::Ignore => "ignored",
+/// The answer to an accepted batch: one outcome per event, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAccepted {
+    /// Always `accepted`: every event is stored.
+    pub status: String,
+    pub events: Vec<EventAccepted>,
+}
+
+/// Stores parsed signals from one integration in one transaction and
+/// counts them: events by format and outcome, repeats, incidents opened,
+/// and the time from receipt to commit.
+pub(crate) async fn ingest_signals(
+    state: &AppState,
+    integration: &Integration,
+    signals: Vec<Signal>,
+    format: &'static str,
+    started: Instant,
+) -> Result<Vec<IngestOutcome>, keel_store::StoreError> {
+    let requests = signals
+        .into_iter()
+        .map(|signal| IngestRequest {
+            integration: integration.clone(),
+            signal,
+            matrix: state.matrix.clone(),
+        })
+        .collect();
+    let outcomes = state.store.ingest_batch(requests).await?;
+    for outcome in &outcomes {
+        metrics::counter!("keel_events_received_total", "format" => format, "outcome" => outcome.name()).increment(1);
+        if outcome.reaction == Reaction::Repeat {
+            metrics::counter!("keel_events_deduplicated_total").increment(1);
+        }
+        if outcome.opened_incident {
+            metrics::counter!("keel_incidents_opened_by_events_total").increment(1);
+        }
     }
+    metrics::histogram!("keel_ingest_duration_seconds", "format" => format).record(started.elapsed().as_secs_f64());
+    Ok(outcomes)
 }
 
 /// A token bucket per integration key (per node): `rate` events a second,
@@ -171,6 +217,35 @@ pub(crate) async fn integration_for(state: &AppState, key: &str) -> ApiResult<In
     Ok(integration)
 }
 
+/// Parses a generic body: one event, or a JSON array of 1 to [`MAX_BATCH`]
+/// events. 400 for text that is not JSON, 422 for JSON that is not events.
+///
+/// # Errors
+/// The problem with the first bad event, naming its index in a batch.
+pub fn parse_generic_body(bytes: &[u8]) -> ApiResult<(Vec<Signal>, bool)> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let events: Vec<GenericEvent> = parse_json(bytes)?;
+        if events.is_empty() || events.len() > MAX_BATCH {
+            return Err(ApiError::invalid(format!("a batch holds 1 to {MAX_BATCH} events")));
+        }
+        let signals = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| {
+                parse_generic(event).map_err(|mut e| {
+                    e.detail = format!("event {i}: {}", e.detail);
+                    e
+                })
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok((signals, true))
+    } else {
+        let event: GenericEvent = parse_json(bytes)?;
+        Ok((vec![parse_generic(event)?], false))
+    }
+}
+
 fn parse_generic(event: GenericEvent) -> ApiResult<Signal> {
     let action = match event.status.as_deref().unwrap_or("firing") {
         "firing" | "trigger" => SignalAction::Trigger,
@@ -202,7 +277,8 @@ fn parse_generic(event: GenericEvent) -> ApiResult<Signal> {
         )));
     }
     let mut summary = summary;
-    if let Some(labels) = event.labels.filter(|l| !l.is_empty()) {
+    let labels = event.labels.unwrap_or_default();
+    if !labels.is_empty() {
         if labels.len() > 64
             || labels
                 .iter()
@@ -213,6 +289,7 @@ fn parse_generic(event: GenericEvent) -> ApiResult<Signal> {
             ));
         }
         let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // Labels are shown on the alert's summary and matched by rules.
         summary = format!("{summary} [{}]", shown.join(", "))
             .chars()
             .take(MAX_SUMMARY)
@@ -235,47 +312,55 @@ fn parse_generic(event: GenericEvent) -> ApiResult<Signal> {
         occurred_at: time("timestamp", event.timestamp.as_ref())?,
         service: short("service", event.service)?,
         group_key: short("group", event.group)?,
+        ci: short("ci", event.ci)?,
+        labels,
     })
 }
 
-/// Send one event in keel's generic format. Answers 202 once it is stored;
+/// Send one event in keel's generic format, or a JSON array of up to 1000
+/// (one transaction: all are stored or none). Answers 202 once stored;
 /// repeats of an open alert only count; a resolved event recovers the alert
-/// and, when it was the incident's last open alert, resolves the incident.
+/// and, when it was the incident's last open alert, resolves the incident
+/// (unless the integration's policy says to annotate only).
 #[utoipa::path(post, path = "/api/v1/integrations/{key}/events", tag = "ingest", request_body = GenericEvent,
     params(("key" = String, Path, description = "the integration's key")),
-    responses((status = 202, body = EventAccepted), (status = 403, body = Problem), (status = 404, body = Problem),
-              (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 202, description = "one event: EventAccepted; a batch: BatchAccepted", body = EventAccepted),
+              (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn generic(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    ApiJson(event): ApiJson<GenericEvent>,
-) -> ApiResult<(StatusCode, Json<EventAccepted>)> {
+    JsonBytes(body): JsonBytes,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let started = Instant::now();
     let integration = integration_for(&state, &key).await?;
-    let signal = parse_generic(event)?;
-    let dedup_key = signal.dedup_key.clone();
-    let kind = integration.kind.as_str();
-    let outcome = state
-        .store
-        .ingest(IngestRequest {
-            integration,
-            signal,
-            matrix: state.matrix.clone(),
-        })
-        .await?;
-    let name = outcome_name(outcome.reaction);
-    metrics::counter!("keel_events_received_total", "kind" => kind, "outcome" => name).increment(1);
-    if outcome.opened_incident {
-        metrics::counter!("keel_incidents_opened_by_events_total").increment(1);
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(EventAccepted {
+    let (signals, batch) = parse_generic_body(&body)?;
+    let keys: Vec<String> = signals.iter().map(|s| s.dedup_key.clone()).collect();
+    let outcomes = ingest_signals(&state, &integration, signals, "generic", started).await?;
+    let mut events: Vec<EventAccepted> = keys
+        .into_iter()
+        .zip(&outcomes)
+        .map(|(dedup_key, outcome)| EventAccepted {
             status: "accepted".into(),
             dedup_key,
-            outcome: name.into(),
+            outcome: outcome.name().into(),
             alert: outcome.alert.as_ref().map(AlertView::from),
-        }),
-    ))
+        })
+        .collect();
+    let response = if batch {
+        Json(BatchAccepted {
+            status: "accepted".into(),
+            events,
+        })
+        .into_response()
+    } else {
+        let event = events
+            .pop()
+            .ok_or_else(|| ApiError::from(keel_store::StoreError::Other("no outcome for the event".into())))?;
+        Json(event).into_response()
+    };
+    Ok((StatusCode::ACCEPTED, response).into_response())
 }
 
 /// Filters of `GET /api/v1/alerts`.

@@ -1,11 +1,14 @@
 //! `/api/v1/integrations` (admin): the monitoring sources that may send
 //! events, each bound to a service and/or team, with a secret key that is
-//! shown once, stored as SHA-256, and can be rotated or disabled. The ingest
-//! endpoints that use the key come with detection (issue 3).
+//! shown once, stored as SHA-256, and can be rotated or disabled — and a
+//! detection policy (classification rules, severity mapping, correlation,
+//! reopen and flapping windows, what recovery does) and an optional secret
+//! that webhooks must be signed with.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use keel_domain::detection::IngestPolicy;
 use keel_domain::{MAX_SHORT, Role};
 use keel_store::{Integration, IntegrationKind, IntegrationUpdate};
 use rand::distr::{Alphanumeric, SampleString};
@@ -32,6 +35,12 @@ pub struct CreateIntegration {
     pub service: Option<String>,
     /// The team its incidents go to.
     pub team: Option<String>,
+    /// Classification, correlation, recovery and flapping settings (see the
+    /// README, "Detection policy"). Omitted: the standard policy.
+    #[schema(value_type = Option<Object>)]
+    pub policy: Option<serde_json::Value>,
+    /// A shared secret to check webhook signatures with (Grafana's HMAC).
+    pub signing_secret: Option<String>,
 }
 
 /// `PATCH /api/v1/integrations/{id}`; an empty string clears service or team.
@@ -43,6 +52,11 @@ pub struct PatchIntegration {
     pub team: Option<String>,
     /// A disabled integration's key is refused.
     pub disabled: Option<bool>,
+    /// Replaces the whole policy.
+    #[schema(value_type = Option<Object>)]
+    pub policy: Option<serde_json::Value>,
+    /// An empty string removes the secret.
+    pub signing_secret: Option<String>,
 }
 
 /// An integration. `key` is present only in the answer that created or
@@ -62,6 +76,10 @@ pub struct IntegrationView {
     pub created_by: String,
     pub created_at: String,
     pub rotated_at: Option<String>,
+    #[schema(value_type = Object)]
+    pub policy: serde_json::Value,
+    /// Whether webhooks must be signed (the secret itself is never shown).
+    pub signing_secret_set: bool,
 }
 
 impl IntegrationView {
@@ -78,6 +96,8 @@ impl IntegrationView {
             created_by: integration.created_by.clone(),
             created_at: integration.created_at.to_string(),
             rotated_at: integration.rotated_at.map(|t| t.to_string()),
+            policy: serde_json::to_value(&integration.policy).unwrap_or_default(),
+            signing_secret_set: integration.signing_secret.is_some(),
         }
     }
 }
@@ -99,6 +119,26 @@ fn short(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
         Some(v) if v.is_empty() => Ok(None),
         other => Ok(other),
     }
+}
+
+/// Reads and checks a policy from the request.
+fn policy(value: serde_json::Value) -> ApiResult<IngestPolicy> {
+    let policy: IngestPolicy =
+        serde_json::from_value(value).map_err(|e| ApiError::invalid(format!("policy does not fit: {e}")))?;
+    policy.check()?;
+    Ok(policy)
+}
+
+/// Reads a signing secret: 16 to 200 characters; empty means none.
+fn secret(value: String) -> ApiResult<Option<String>> {
+    let value = value.trim().to_string();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if !(16..=200).contains(&value.chars().count()) || value.contains('\0') {
+        return Err(ApiError::invalid("signing_secret must be 16 to 200 characters"));
+    }
+    Ok(Some(value))
 }
 
 fn name(value: String) -> ApiResult<String> {
@@ -130,6 +170,12 @@ pub async fn create(
         created_by: auth.user.id.clone(),
         created_at: state.clock.now(),
         rotated_at: None,
+        policy: body
+            .policy
+            .map(policy)
+            .transpose()?
+            .unwrap_or_else(IngestPolicy::standard),
+        signing_secret: body.signing_secret.map(secret).transpose()?.flatten(),
     };
     let stored = state.store.create_integration(integration).await?;
     Ok((StatusCode::CREATED, Json(IntegrationView::of(&stored, Some(key)))))
@@ -188,6 +234,8 @@ pub async fn patch(
         team: body.team.map(|t| short("team", Some(t))).transpose()?,
         disabled: body.disabled,
         new_key: None,
+        policy: body.policy.map(policy).transpose()?,
+        signing_secret: body.signing_secret.map(secret).transpose()?,
     };
     let integration = state.store.update_integration(&id, update).await?;
     Ok(Json(IntegrationView::of(&integration, None)))

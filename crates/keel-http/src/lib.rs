@@ -3,7 +3,7 @@
 //! document. [`router`] builds the whole app from an [`AppState`], so tests
 //! and `keel serve` run exactly the same thing.
 
-mod alertmanager;
+pub mod alertmanager;
 pub mod auth;
 mod dto;
 pub mod error;
@@ -11,8 +11,9 @@ mod extract;
 mod incidents;
 pub mod ingest;
 mod integrations;
+mod maintenance;
 mod ops;
-mod pagerduty;
+pub mod pagerduty;
 mod users;
 
 use std::sync::{Arc, OnceLock};
@@ -197,6 +198,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest::list))
         .routes(routes!(alertmanager::alertmanager))
         .routes(routes!(alertmanager::grafana))
+        .routes(routes!(maintenance::create, maintenance::list))
+        .routes(routes!(maintenance::delete))
 }
 
 /// The whole application.

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keel_domain::Timestamp;
 use keel_domain::detection::{Severity, SignalAction, check_dedup_key};
-use keel_store::{IngestRequest, Signal};
+use keel_store::Signal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -49,7 +49,7 @@ struct Payload {
     component: Option<String>,
     group: Option<String>,
     class: Option<String>,
-    #[allow(dead_code)] // Accepted for compatibility; not shown yet.
+    /// Its top-level scalar fields become labels that rules can match.
     custom_details: Option<Value>,
 }
 
@@ -72,6 +72,16 @@ fn parse_timestamp(text: &str) -> Option<Timestamp> {
         return format!("{}:{}", &text[..n - 2], &text[n - 2..]).parse().ok();
     }
     None
+}
+
+/// Parses a request body into (routing key, signal), or PagerDuty's list of
+/// what is wrong with it.
+///
+/// # Errors
+/// Every problem found, in PagerDuty's words.
+pub fn parse_event_body(bytes: &[u8]) -> Result<(String, Signal), Vec<String>> {
+    let event: Event = serde_json::from_slice(bytes).map_err(|error| vec![error.to_string()])?;
+    parse(event)
 }
 
 /// Checks the event and turns it into a signal, collecting every problem
@@ -114,6 +124,7 @@ fn parse(event: Event) -> Result<(String, Signal), Vec<String>> {
     let mut source = None;
     let mut severity = Severity::Error;
     let mut occurred_at = None;
+    let mut labels = std::collections::BTreeMap::new();
     match (&payload, action) {
         (None, Some(SignalAction::Trigger)) => errors.push("'payload' is missing".to_string()),
         (Some(p), _) => {
@@ -141,6 +152,24 @@ fn parse(event: Event) -> Result<(String, Signal), Vec<String>> {
                 occurred_at = parse_timestamp(text);
                 if occurred_at.is_none() {
                     errors.push("'payload.timestamp' is not an ISO 8601 time".to_string());
+                }
+            }
+            for (name, value) in [("component", &p.component), ("group", &p.group), ("class", &p.class)] {
+                if let Some(value) = value {
+                    labels.insert(name.to_string(), value.chars().take(200).collect());
+                }
+            }
+            if let Some(Value::Object(details)) = &p.custom_details {
+                for (name, value) in details.iter().take(64) {
+                    let text = match value {
+                        Value::String(text) => text.clone(),
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => continue,
+                    };
+                    labels
+                        .entry(name.chars().take(200).collect())
+                        .or_insert_with(|| text.chars().take(500).collect());
                 }
             }
             let context: Vec<String> = [("component", &p.component), ("group", &p.group), ("class", &p.class)]
@@ -174,6 +203,8 @@ fn parse(event: Event) -> Result<(String, Signal), Vec<String>> {
                 occurred_at,
                 service: None,
                 group_key: None,
+                ci: None,
+                labels,
             },
         )),
         _ => Err(errors),
@@ -196,11 +227,8 @@ pub async fn enqueue(
         }
         Err(rejection) => return invalid(vec![rejection.to_string()]),
     };
-    let event: Event = match serde_json::from_slice(&body) {
-        Ok(event) => event,
-        Err(error) => return invalid(vec![error.to_string()]),
-    };
-    let (routing_key, signal) = match parse(event) {
+    let started = std::time::Instant::now();
+    let (routing_key, signal) = match parse_event_body(&body) {
         Ok(parsed) => parsed,
         Err(errors) => return invalid(errors),
     };
@@ -223,27 +251,12 @@ pub async fn enqueue(
         Err(error) => return ApiError::from(error).into_response(),
     };
     let dedup_key = signal.dedup_key.clone();
-    let kind = integration.kind.as_str();
-    match state
-        .store
-        .ingest(IngestRequest {
-            integration,
-            signal,
-            matrix: state.matrix.clone(),
-        })
-        .await
-    {
-        Ok(outcome) => {
-            metrics::counter!("keel_events_received_total", "kind" => kind, "format" => "pagerduty").increment(1);
-            if outcome.opened_incident {
-                metrics::counter!("keel_incidents_opened_by_events_total").increment(1);
-            }
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key})),
-            )
-                .into_response()
-        }
+    match crate::ingest::ingest_signals(&state, &integration, vec![signal], "pagerduty", started).await {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key})),
+        )
+            .into_response(),
         // Never a 4xx for our own trouble: senders drop those. Storage
         // failures are 5xx, which they retry.
         Err(error) => ApiError::from(error).into_response(),

@@ -15,7 +15,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keel_domain::detection::{AlertStatus, Reaction, Severity, SignalAction};
+use keel_domain::detection::{AlertStatus, IngestPolicy, Reaction, Severity, SignalAction};
 use keel_domain::{
     Actor, Claimed, Command, DomainError, Entry, Incident, PriorityMatrix, RegistrationInput, Role, Timestamp,
     VerifyReport,
@@ -172,6 +172,11 @@ pub struct Integration {
     pub created_by: String,
     pub created_at: Timestamp,
     pub rotated_at: Option<Timestamp>,
+    /// How its signals are classified, correlated and closed.
+    pub policy: IngestPolicy,
+    /// The shared secret senders sign webhooks with (Grafana's HMAC-SHA256);
+    /// kept as given because checking a signature needs it, never shown again.
+    pub signing_secret: Option<String>,
 }
 
 /// A change to an integration; `None` leaves a field alone.
@@ -185,6 +190,9 @@ pub struct IntegrationUpdate {
     pub disabled: Option<bool>,
     /// A new key (hash, hint): the old one stops working at once.
     pub new_key: Option<(String, String)>,
+    pub policy: Option<IngestPolicy>,
+    /// `Some(None)` removes the signing secret.
+    pub signing_secret: Option<Option<String>>,
 }
 
 impl IntegrationUpdate {
@@ -201,6 +209,12 @@ impl IntegrationUpdate {
         }
         if let Some(disabled) = self.disabled {
             integration.disabled = disabled;
+        }
+        if let Some(policy) = self.policy {
+            integration.policy = policy;
+        }
+        if let Some(secret) = self.signing_secret {
+            integration.signing_secret = secret;
         }
         if let Some((hash, hint)) = self.new_key {
             integration.key_hash = hash;
@@ -228,6 +242,29 @@ pub struct Alert {
     pub count: i64,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
+    /// The service and CI it was classified as (correlation looks them up).
+    pub service: Option<String>,
+    pub ci: Option<String>,
+    /// Its recent state changes (fired again, recovered), for flapping.
+    pub changes: Vec<Timestamp>,
+    /// Whether it is flapping (automatic resolution paused).
+    pub flapping: bool,
+    /// The maintenance window that kept it from opening an incident.
+    pub suppressed_by: Option<String>,
+}
+
+/// A planned period of work on a service or CI: signals about it are
+/// stored but open no incident.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaintenanceWindow {
+    pub id: String,
+    pub service: Option<String>,
+    pub ci: Option<String>,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: Timestamp,
 }
 
 /// A monitoring signal, already parsed from whichever format it came in.
@@ -245,6 +282,31 @@ pub struct Signal {
     /// Correlates alerts: a new alert of a group whose incident is still open
     /// joins that incident instead of opening another.
     pub group_key: Option<String>,
+    /// The configuration item concerned, when the sender names it.
+    pub ci: Option<String>,
+    /// The sender's labels (or fields such as PagerDuty's component/class),
+    /// which classification rules match on.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl Signal {
+    /// A field by a classification rule's name for it: `summary`, `source`,
+    /// `severity`, `service`, `ci`, `dedup_key` or `labels.NAME`.
+    #[must_use]
+    pub fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "summary" => Some(&self.summary),
+            "source" => self.source.as_deref(),
+            "severity" => Some(self.severity.as_str()),
+            "service" => self.service.as_deref(),
+            "ci" => self.ci.as_deref(),
+            "dedup_key" => Some(&self.dedup_key),
+            other => other
+                .strip_prefix("labels.")
+                .and_then(|l| self.labels.get(l))
+                .map(String::as_str),
+        }
+    }
 }
 
 /// Ingesting one signal from one integration.
@@ -263,6 +325,30 @@ pub struct IngestOutcome {
     pub alert: Option<Alert>,
     /// Whether the signal opened a new incident.
     pub opened_incident: bool,
+    /// Whether it reopened its resolved incident (within the reopen window).
+    pub reopened_incident: bool,
+    /// The maintenance window that kept it from opening an incident.
+    pub suppressed_by: Option<String>,
+}
+
+impl IngestOutcome {
+    /// The outcome's wire name: opened, joined, reopened, repeat,
+    /// acknowledged, recovered, suppressed or ignored.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        if self.suppressed_by.is_some() {
+            return "suppressed";
+        }
+        match self.reaction {
+            Reaction::Open if self.opened_incident => "opened",
+            Reaction::Open if self.reopened_incident => "reopened",
+            Reaction::Open => "joined",
+            Reaction::Repeat => "repeat",
+            Reaction::Acknowledge => "acknowledged",
+            Reaction::Recover => "recovered",
+            Reaction::Ignore => "ignored",
+        }
+    }
 }
 
 /// Filters of the alert list.
@@ -387,8 +473,22 @@ pub trait Store: Send + Sync + 'static {
     /// Applies one monitoring signal atomically: the alert, and the incident
     /// it opens or changes. Concurrent signals with one dedup key are
     /// serialised, so a retry never makes a second alert or incident.
-    async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError>;
+    async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError> {
+        self.ingest_batch(vec![request])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Other("a batch of one gave no outcome".into()))
+    }
+    /// Applies several signals in order, in one transaction: all are stored
+    /// or none. Outcomes come back in the same order.
+    async fn ingest_batch(&self, requests: Vec<IngestRequest>) -> Result<Vec<IngestOutcome>, StoreError>;
     async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError>;
+
+    async fn create_maintenance(&self, window: MaintenanceWindow) -> Result<MaintenanceWindow, StoreError>;
+    /// Windows that end after `after` (all when `None`), by start time.
+    async fn list_maintenance(&self, after: Option<Timestamp>) -> Result<Vec<MaintenanceWindow>, StoreError>;
+    /// Removes a window; `NotFound` when there is none.
+    async fn delete_maintenance(&self, id: &str) -> Result<(), StoreError>;
 
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError>;
     /// Applies a command; returns the incident after it and the entries it

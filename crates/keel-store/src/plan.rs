@@ -2,12 +2,14 @@
 //! hash at the head of its chain), run the domain's rules and produce the
 //! sealed entries and the new projection to store. Engines only add SQL.
 
-use keel_domain::detection::{AlertStatus, Reaction, SignalAction};
+use keel_domain::detection::{
+    AlertStatus, Classification, Reaction, RecoveryPolicy, SignalAction, classify, is_flapping, react, record_change,
+};
 use keel_domain::timeline::{GENESIS_HASH, seal};
-use keel_domain::{Actor, Channel, Claimed, Command, MAX_TITLE, RegistrationInput, Role, Source, UserId};
-use keel_domain::{Entry, Incident, Timestamp, apply, decide, register};
+use keel_domain::{Actor, Channel, Claimed, Command, MAX_TEXT, MAX_TITLE, RegistrationInput, Role, Source, UserId};
+use keel_domain::{Entry, Incident, State, Timestamp, apply, decide, register};
 
-use crate::{Alert, ExecuteRequest, IngestRequest, Integration, RegisterRequest, Signal, StoreError};
+use crate::{Alert, ExecuteRequest, IngestOutcome, IngestRequest, Integration, RegisterRequest, Signal, StoreError};
 
 /// What a write stores: new entries (in order) and the incident after them.
 #[derive(Debug)]
@@ -108,12 +110,34 @@ pub fn monitoring_actor(integration: &Integration) -> Actor {
     }
 }
 
+/// How a signal is classified under its integration's policy: the
+/// severity mapping, then the first matching rule.
+#[must_use]
+pub fn classification(request: &IngestRequest) -> Classification {
+    let signal = &request.signal;
+    let integration = &request.integration;
+    classify(
+        &integration.policy,
+        signal.severity,
+        |name| signal.field(name),
+        (
+            signal.service.clone().or_else(|| integration.service.clone()),
+            signal.ci.clone(),
+            integration.team.clone(),
+        ),
+    )
+}
+
 /// The registration a signal that opens an incident asks for. The signal's
 /// start time becomes the claimed `occurred_at` (unless it lies in the
 /// future: senders' clocks drift, and the event is still worth an incident).
 #[must_use]
-pub fn registration_for(signal: &Signal, integration: &Integration, now: Timestamp) -> (RegistrationInput, Claimed) {
-    let (impact, urgency) = signal.severity.impact_urgency();
+pub fn registration_for(
+    signal: &Signal,
+    integration: &Integration,
+    class: &Classification,
+    now: Timestamp,
+) -> (RegistrationInput, Claimed) {
     let title: String = signal.summary.chars().take(MAX_TITLE).collect();
     let input = RegistrationInput {
         title,
@@ -127,13 +151,17 @@ pub fn registration_for(signal: &Signal, integration: &Integration, now: Timesta
                 .as_ref()
                 .map_or_else(String::new, |s| format!(" from {s}"))
         )),
-        impact: Some(impact),
-        urgency: Some(urgency),
-        service: signal.service.clone().or_else(|| integration.service.clone()),
+        impact: Some(class.impact),
+        urgency: Some(class.urgency),
+        service: class.service.clone(),
+        ci: class.ci.clone(),
+        category: class.category.clone(),
         source: Some(Source::Monitoring),
         channel: Some(Channel::EventIntegration),
         observed_at: signal.occurred_at.filter(|t| *t <= now),
-        team: integration.team.clone(),
+        team: class.team.clone(),
+        major: class.major,
+        classified_by: class.rule.clone(),
         ..RegistrationInput::default()
     };
     let claimed = Claimed {
@@ -143,56 +171,213 @@ pub fn registration_for(signal: &Signal, integration: &Integration, now: Timesta
     (input, claimed)
 }
 
-/// The command a signal's reaction applies to the alert's incident.
+/// What the engine found out before planning a signal: its alert, and —
+/// only when the signal may open or join an incident — the active
+/// maintenance window and the incidents it could join.
+#[derive(Debug, Default)]
+pub struct IngestContext {
+    pub existing: Option<Alert>,
+    /// An active maintenance window for the signal's service or CI.
+    pub maintenance: Option<String>,
+    /// The incident the alert belonged to last time.
+    pub own_incident: Option<Incident>,
+    /// The incident of the alert's group (most recently seen alert).
+    pub group_incident: Option<Incident>,
+    /// An open incident of the same service or CI with an alert seen inside
+    /// the correlation window.
+    pub correlated_incident: Option<Incident>,
+}
+
+/// What a signal writes: maybe a registration, then commands (in order),
+/// then the alert row.
+#[derive(Debug)]
+pub struct IngestPlan {
+    pub register: Option<RegisterRequest>,
+    pub commands: Vec<ExecuteRequest>,
+    pub alert: Option<Alert>,
+    pub outcome: IngestOutcome,
+}
+
+/// The reaction a signal gets before any lookup beyond its alert: a repeat
+/// of an alert that never got an incident (maintenance) counts as opening.
 #[must_use]
-pub fn incident_command(reaction: Reaction, signal: &Signal) -> Option<Command> {
-    match reaction {
-        Reaction::Open => Some(Command::AttachAlert {
-            dedup_key: signal.dedup_key.clone(),
-            summary: signal.summary.clone(),
-            severity: signal.severity,
-        }),
-        Reaction::Acknowledge => Some(Command::AcknowledgeAlert {
-            dedup_key: signal.dedup_key.clone(),
-        }),
-        Reaction::Recover => Some(Command::RecoverAlert {
-            dedup_key: signal.dedup_key.clone(),
-            auto_resolve: true,
-        }),
-        Reaction::Repeat | Reaction::Ignore => None,
+pub fn first_reaction(existing: Option<&Alert>, action: SignalAction) -> Reaction {
+    match react(existing.map(|a| a.status), action) {
+        Reaction::Repeat if existing.is_some_and(|a| a.incident_id.is_none()) => Reaction::Open,
+        other => other,
     }
 }
 
-/// The registration of the incident a signal opens.
+/// Whether an incident resolved recently enough (under `window_secs`) that a
+/// new trigger reopens it.
 #[must_use]
-pub fn open_incident_request(request: &IngestRequest, now: Timestamp) -> RegisterRequest {
-    let (input, claimed) = registration_for(&request.signal, &request.integration, now);
-    RegisterRequest {
-        id: uuid::Uuid::now_v7().to_string(),
-        input,
-        actor: monitoring_actor(&request.integration),
-        claimed,
-        matrix: std::sync::Arc::clone(&request.matrix),
-    }
+pub fn reopens(incident: &Incident, window_secs: u32, now: Timestamp) -> bool {
+    incident.state == State::Resolved
+        && incident
+            .resolved_at
+            .is_some_and(|at| now.as_micros() - at.as_micros() <= i64::from(window_secs) * 1_000_000)
 }
 
-/// The command a signal's reaction applies to the incident `incident_id`, if any.
+/// Plans one signal. Decisions only; the engine looked up `context` and
+/// runs the plan's writes in one transaction.
 #[must_use]
-pub fn alert_command_request(request: &IngestRequest, reaction: Reaction, incident_id: &str) -> Option<ExecuteRequest> {
-    Some(ExecuteRequest {
-        incident: crate::IncidentRef::Id(incident_id.to_string()),
-        command: incident_command(reaction, &request.signal)?,
-        actor: monitoring_actor(&request.integration),
+pub fn plan_ingest(request: &IngestRequest, context: IngestContext, now: Timestamp) -> IngestPlan {
+    let integration = &request.integration;
+    let signal = &request.signal;
+    let policy = &integration.policy;
+    let reaction = first_reaction(context.existing.as_ref(), signal.action);
+    let class = classification(request);
+    let mut changes = context.existing.as_ref().map(|a| a.changes.clone()).unwrap_or_default();
+    let was_flapping = context.existing.as_ref().is_some_and(|a| a.flapping);
+    let mut incident_id = context.existing.as_ref().and_then(|a| a.incident_id.clone());
+    let mut register = None;
+    let mut commands = Vec::new();
+    let mut outcome = IngestOutcome {
+        reaction,
+        alert: None,
+        opened_incident: false,
+        reopened_incident: false,
+        suppressed_by: None,
+    };
+    let actor = monitoring_actor(integration);
+    let command = |id: &str, command: Command| ExecuteRequest {
+        incident: crate::IncidentRef::Id(id.to_string()),
+        command,
+        actor: actor.clone(),
         claimed: Claimed::default(),
         expected_version: None,
         matrix: std::sync::Arc::clone(&request.matrix),
-    })
+    };
+    let flag = |changes: &[Timestamp]| Command::FlagFlapping {
+        dedup_key: signal.dedup_key.clone(),
+        changes: u32::try_from(changes.len()).unwrap_or(u32::MAX),
+        within_secs: policy.flapping.within_secs,
+    };
+    let mut flapping = was_flapping;
+    match reaction {
+        Reaction::Open => {
+            if context
+                .existing
+                .as_ref()
+                .is_some_and(|a| a.status == AlertStatus::Resolved)
+            {
+                record_change(&mut changes, now, &policy.flapping);
+            }
+            flapping = is_flapping(&changes, now, &policy.flapping);
+            if let Some(window) = context.maintenance {
+                outcome.suppressed_by = Some(window);
+                incident_id = None;
+            } else {
+                let mut target = None;
+                for candidate in [&context.own_incident, &context.group_incident].into_iter().flatten() {
+                    if candidate.state.is_open() {
+                        target = Some(candidate.id.clone());
+                        break;
+                    }
+                    if reopens(candidate, policy.reopen_window_secs, now) {
+                        commands.push(command(
+                            &candidate.id,
+                            Command::Reopen {
+                                reason: format!("Alert {:?} fired again: {}", signal.dedup_key, signal.summary)
+                                    .chars()
+                                    .take(MAX_TEXT)
+                                    .collect(),
+                            },
+                        ));
+                        outcome.reopened_incident = true;
+                        target = Some(candidate.id.clone());
+                        break;
+                    }
+                }
+                if target.is_none() {
+                    target = context
+                        .correlated_incident
+                        .as_ref()
+                        .filter(|i| i.state.is_open())
+                        .map(|i| i.id.clone());
+                }
+                let id = match target {
+                    Some(id) => id,
+                    None => {
+                        let (input, claimed) = registration_for(signal, integration, &class, now);
+                        let request = RegisterRequest {
+                            id: uuid::Uuid::now_v7().to_string(),
+                            input,
+                            actor: actor.clone(),
+                            claimed,
+                            matrix: std::sync::Arc::clone(&request.matrix),
+                        };
+                        let id = request.id.clone();
+                        register = Some(request);
+                        outcome.opened_incident = true;
+                        id
+                    }
+                };
+                commands.push(command(
+                    &id,
+                    Command::AttachAlert {
+                        dedup_key: signal.dedup_key.clone(),
+                        summary: signal.summary.clone(),
+                        severity: signal.severity,
+                    },
+                ));
+                if flapping && !was_flapping {
+                    commands.push(command(&id, flag(&changes)));
+                }
+                incident_id = Some(id);
+            }
+        }
+        Reaction::Recover => {
+            record_change(&mut changes, now, &policy.flapping);
+            flapping = is_flapping(&changes, now, &policy.flapping);
+            if let Some(id) = &incident_id {
+                if flapping && !was_flapping {
+                    commands.push(command(id, flag(&changes)));
+                }
+                commands.push(command(
+                    id,
+                    Command::RecoverAlert {
+                        dedup_key: signal.dedup_key.clone(),
+                        auto_resolve: policy.on_recovery == RecoveryPolicy::Resolve && !flapping,
+                    },
+                ));
+            }
+        }
+        Reaction::Acknowledge => {
+            if let Some(id) = &incident_id {
+                commands.push(command(
+                    id,
+                    Command::AcknowledgeAlert {
+                        dedup_key: signal.dedup_key.clone(),
+                    },
+                ));
+            }
+        }
+        Reaction::Repeat | Reaction::Ignore => {}
+    }
+    let mut alert = alert_after(context.existing, signal, reaction, &integration.id, incident_id, now);
+    if let Some(alert) = &mut alert {
+        alert.changes = changes;
+        alert.flapping = flapping;
+        if reaction == Reaction::Open {
+            alert.suppressed_by.clone_from(&outcome.suppressed_by);
+            alert.service = class.service;
+            alert.ci = class.ci;
+        }
+    }
+    outcome.alert.clone_from(&alert);
+    IngestPlan {
+        register,
+        commands,
+        alert,
+        outcome,
+    }
 }
 
 /// The alert after a signal; `None` when there is no alert to keep (an
 /// acknowledge or resolve for an alert keel never saw).
 #[must_use]
-pub fn alert_after(
+fn alert_after(
     existing: Option<Alert>,
     signal: &Signal,
     reaction: Reaction,
@@ -215,6 +400,11 @@ pub fn alert_after(
             count: 0,
             first_seen: now,
             last_seen: now,
+            service: None,
+            ci: None,
+            changes: Vec::new(),
+            flapping: false,
+            suppressed_by: None,
         },
         None => return None,
     };
@@ -242,4 +432,36 @@ pub fn alert_after(
         Reaction::Ignore => {}
     }
     Some(alert)
+}
+
+/// Reads an integration's stored policy.
+///
+/// # Errors
+/// When the JSON is not a policy.
+pub fn parse_policy(text: &str) -> Result<keel_domain::detection::IngestPolicy, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// An integration's policy as stored.
+#[must_use]
+pub fn policy_json(policy: &keel_domain::detection::IngestPolicy) -> String {
+    serde_json::to_string(policy).unwrap_or_else(|_| "{}".into())
+}
+
+/// Reads an alert's stored state changes (microseconds since the epoch).
+///
+/// # Errors
+/// When the JSON is not a list of numbers.
+pub fn parse_changes(text: &str) -> Result<Vec<Timestamp>, serde_json::Error> {
+    Ok(serde_json::from_str::<Vec<i64>>(text)?
+        .into_iter()
+        .map(Timestamp::from_micros)
+        .collect())
+}
+
+/// An alert's state changes as stored.
+#[must_use]
+pub fn changes_json(changes: &[Timestamp]) -> String {
+    let micros: Vec<i64> = changes.iter().map(|t| t.as_micros()).collect();
+    serde_json::to_string(&micros).unwrap_or_else(|_| "[]".into())
 }

@@ -15,14 +15,14 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use crate::filter::{Bind, list_query};
-use keel_domain::detection::{AlertStatus, Reaction, Severity, react};
+use keel_domain::detection::{AlertStatus, Reaction, Severity};
 
+use crate::plan::{IngestContext, classification, first_reaction, plan_ingest};
 use crate::plan::{Planned, plan_command, plan_registration, search_text};
-use crate::plan::{alert_after, alert_command_request, open_incident_request};
 use crate::{
     Alert, AlertFilter, ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification,
-    IngestOutcome, IngestRequest, Integration, IntegrationKind, IntegrationUpdate, NewUser, Page, RegisterRequest,
-    Store, StoreError, User,
+    IngestOutcome, IngestRequest, Integration, IntegrationKind, IntegrationUpdate, MaintenanceWindow, NewUser, Page,
+    RegisterRequest, Store, StoreError, User,
 };
 
 /// The schema, embedded in the binary. sqlx's migrator records what ran in
@@ -36,6 +36,11 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0002_integrations.sql"),
         ),
         (3, "alerts", include_str!("../migrations/postgres/0003_alerts.sql")),
+        (
+            4,
+            "detection_policy",
+            include_str!("../migrations/postgres/0004_detection_policy.sql"),
+        ),
     ]
     .into_iter()
     .map(|(version, name, sql)| {
@@ -57,6 +62,11 @@ fn migrator() -> Migrator {
 /// A constant key for the advisory lock that serialises bootstrap.
 const BOOTSTRAP_LOCK: i64 = 0x6b65_656c_0001;
 
+/// Deadlocks and serialisation failures: the transaction can simply run again.
+fn is_retryable(code: &str) -> bool {
+    code.starts_with("40")
+}
+
 /// keel's store on a PostgreSQL database.
 pub struct PostgresStore {
     pool: PgPool,
@@ -67,7 +77,7 @@ pub struct PostgresStore {
 /// now" rather than "this request is wrong": connection exceptions, operator
 /// intervention (shutdown), insufficient resources, and a missing database.
 fn is_outage(code: &str) -> bool {
-    code.starts_with("08") || code.starts_with("57") || code.starts_with("53") || code == "3D000"
+    is_retryable(code) || code.starts_with("08") || code.starts_with("57") || code.starts_with("53") || code == "3D000"
 }
 
 fn map_err(error: sqlx::Error) -> StoreError {
@@ -167,8 +177,7 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
     })
 }
 
-const INTEGRATION_COLUMNS: &str =
-    "id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at";
+const INTEGRATION_COLUMNS: &str = "id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at, policy, signing_secret";
 
 fn integration_from_row(row: &PgRow) -> Result<Integration, StoreError> {
     let kind: String = row.try_get("kind").map_err(map_err)?;
@@ -188,6 +197,9 @@ fn integration_from_row(row: &PgRow) -> Result<Integration, StoreError> {
             .try_get::<Option<i64>, _>("rotated_at")
             .map_err(map_err)?
             .map(Timestamp::from_micros),
+        policy: crate::plan::parse_policy(&row.try_get::<String, _>("policy").map_err(map_err)?)
+            .map_err(|e| StoreError::Other(format!("unreadable integration policy: {e}")))?,
+        signing_secret: row.try_get("signing_secret").map_err(map_err)?,
     })
 }
 
@@ -197,11 +209,12 @@ async fn write_integration(
     is_new: bool,
 ) -> Result<(), StoreError> {
     let sql = if is_new {
-        "INSERT INTO integrations (id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "INSERT INTO integrations (id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at,
+         policy, signing_secret)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     } else {
         "UPDATE integrations SET name = $2, kind = $3, service = $4, team = $5, key_hash = $6, key_hint = $7, disabled = $8,
-         created_by = $9, created_at = $10, rotated_at = $11 WHERE id = $1"
+         created_by = $9, created_at = $10, rotated_at = $11, policy = $12, signing_secret = $13 WHERE id = $1"
     };
     sqlx::query(sql)
         .bind(&i.id)
@@ -215,6 +228,8 @@ async fn write_integration(
         .bind(&i.created_by)
         .bind(i.created_at.as_micros())
         .bind(i.rotated_at.map(Timestamp::as_micros))
+        .bind(crate::plan::policy_json(&i.policy))
+        .bind(&i.signing_secret)
         .execute(executor)
         .await
         .map_err(map_err)?;
@@ -267,7 +282,7 @@ async fn execute_tx(
     })
 }
 
-const ALERT_COLUMNS: &str = "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key";
+const ALERT_COLUMNS: &str = "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key, service, ci, changes, flapping, suppressed_by";
 
 fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {
     let status: String = row.try_get("status").map_err(map_err)?;
@@ -287,16 +302,24 @@ fn alert_from_row(row: &PgRow) -> Result<Alert, StoreError> {
         first_seen: Timestamp::from_micros(row.try_get("first_seen").map_err(map_err)?),
         last_seen: Timestamp::from_micros(row.try_get("last_seen").map_err(map_err)?),
         group_key: row.try_get("group_key").map_err(map_err)?,
+        service: row.try_get("service").map_err(map_err)?,
+        ci: row.try_get("ci").map_err(map_err)?,
+        changes: crate::plan::parse_changes(&row.try_get::<String, _>("changes").map_err(map_err)?)
+            .map_err(|e| StoreError::Other(format!("unreadable alert changes: {e}")))?,
+        flapping: row.try_get("flapping").map_err(map_err)?,
+        suppressed_by: row.try_get("suppressed_by").map_err(map_err)?,
     })
 }
 
 async fn write_alert(tx: &mut Transaction<'_, Postgres>, a: &Alert, is_new: bool) -> Result<(), StoreError> {
     let sql = if is_new {
-        "INSERT INTO alerts (id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        "INSERT INTO alerts (id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen,
+         last_seen, group_key, service, ci, changes, flapping, suppressed_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     } else {
         "UPDATE alerts SET integration_id = $2, dedup_key = $3, status = $4, summary = $5, severity = $6, source = $7,
-         incident_id = $8, count = $9, first_seen = $10, last_seen = $11, group_key = $12 WHERE id = $1"
+         incident_id = $8, count = $9, first_seen = $10, last_seen = $11, group_key = $12, service = $13, ci = $14,
+         changes = $15, flapping = $16, suppressed_by = $17 WHERE id = $1"
     };
     sqlx::query(sql)
         .bind(&a.id)
@@ -311,6 +334,11 @@ async fn write_alert(tx: &mut Transaction<'_, Postgres>, a: &Alert, is_new: bool
         .bind(a.first_seen.as_micros())
         .bind(a.last_seen.as_micros())
         .bind(&a.group_key)
+        .bind(&a.service)
+        .bind(&a.ci)
+        .bind(crate::plan::changes_json(&a.changes))
+        .bind(a.flapping)
+        .bind(&a.suppressed_by)
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
@@ -588,82 +616,75 @@ impl Store for PostgresStore {
         Ok(executed)
     }
 
-    async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError> {
-        let now = self.clock.now();
-        let integration = &request.integration;
-        let signal = &request.signal;
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // Signals with one dedup key queue here, whichever node got them, so
-        // a retry racing its original can only be a repeat.
-        // With a group, its alerts queue together, so two of them cannot both
-        // open an incident for the group.
-        let lock_name = signal.group_key.as_ref().map_or_else(
-            || format!("{}\u{1f}{}", integration.id, signal.dedup_key),
-            |group| format!("{}\u{1f}group\u{1f}{group}", integration.id),
-        );
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(lock_name)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let existing = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE integration_id = $1 AND dedup_key = $2 FOR UPDATE"
-        ))
-        .bind(&integration.id)
-        .bind(&signal.dedup_key)
-        .fetch_optional(&mut *tx)
+    async fn ingest_batch(&self, requests: Vec<IngestRequest>) -> Result<Vec<IngestOutcome>, StoreError> {
+        // Deadlocks between batches that touch the same incidents in another
+        // order are detected by PostgreSQL; the loser simply runs again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.ingest_once(&requests).await {
+                Err(StoreError::Unavailable(message)) if attempt < 4 && message.contains("deadlock") => {
+                    tracing::debug!(%message, attempt, "ingest batch deadlocked; running it again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn create_maintenance(&self, window: MaintenanceWindow) -> Result<MaintenanceWindow, StoreError> {
+        sqlx::query(
+            "INSERT INTO maintenance_windows (id, service, ci, starts_at, ends_at, reason, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&window.id)
+        .bind(&window.service)
+        .bind(&window.ci)
+        .bind(window.starts_at.as_micros())
+        .bind(window.ends_at.as_micros())
+        .bind(&window.reason)
+        .bind(&window.created_by)
+        .bind(window.created_at.as_micros())
+        .execute(&self.pool)
         .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(alert_from_row)
-        .transpose()?;
-        let reaction = react(existing.as_ref().map(|a| a.status), signal.action);
-        let mut incident_id = existing.as_ref().and_then(|a| a.incident_id.clone());
-        let mut opened_incident = false;
-        if reaction == Reaction::Open {
-            // A new or recovered alert starts over: it joins its group's open
-            // incident if there is one, else it opens a new incident.
-            incident_id = None;
-        }
-        if reaction == Reaction::Open
-            && let Some(group) = &signal.group_key
-        {
-            incident_id = sqlx::query_scalar(
-                "SELECT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id
-                 WHERE a.integration_id = $1 AND a.group_key = $2 AND i.state IN ('new', 'accepted', 'on_hold')
-                 ORDER BY a.last_seen DESC LIMIT 1",
-            )
-            .bind(&integration.id)
-            .bind(group)
-            .fetch_optional(&mut *tx)
+        .map_err(map_err)?;
+        Ok(window)
+    }
+
+    async fn list_maintenance(&self, after: Option<Timestamp>) -> Result<Vec<MaintenanceWindow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, service, ci, starts_at, ends_at, reason, created_by, created_at FROM maintenance_windows
+             WHERE ends_at > $1 ORDER BY starts_at, id",
+        )
+        .bind(after.map_or(i64::MIN, Timestamp::as_micros))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(MaintenanceWindow {
+                    id: row.try_get("id").map_err(map_err)?,
+                    service: row.try_get("service").map_err(map_err)?,
+                    ci: row.try_get("ci").map_err(map_err)?,
+                    starts_at: Timestamp::from_micros(row.try_get("starts_at").map_err(map_err)?),
+                    ends_at: Timestamp::from_micros(row.try_get("ends_at").map_err(map_err)?),
+                    reason: row.try_get("reason").map_err(map_err)?,
+                    created_by: row.try_get("created_by").map_err(map_err)?,
+                    created_at: Timestamp::from_micros(row.try_get("created_at").map_err(map_err)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_maintenance(&self, id: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM maintenance_windows WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
             .await
             .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("maintenance window".into()));
         }
-        if reaction == Reaction::Open && incident_id.is_none() {
-            incident_id = Some(
-                register_tx(&mut tx, &open_incident_request(&request, now), now)
-                    .await?
-                    .id,
-            );
-            opened_incident = true;
-        }
-        if let Some(execute) = incident_id
-            .as_deref()
-            .and_then(|id| alert_command_request(&request, reaction, id))
-        {
-            execute_tx(&mut tx, &execute, now).await?;
-        }
-        let is_new = existing.is_none();
-        let alert = alert_after(existing, signal, reaction, &integration.id, incident_id, now);
-        if let Some(alert) = &alert {
-            write_alert(&mut tx, alert, is_new).await?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(IngestOutcome {
-            reaction,
-            alert,
-            opened_incident,
-        })
+        Ok(())
     }
 
     async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
@@ -778,4 +799,157 @@ impl Store for PostgresStore {
         }
         Ok(results)
     }
+}
+
+impl PostgresStore {
+    /// One attempt at a batch of signals in one transaction. Advisory locks
+    /// on every (integration, dedup key) — or group — and, when correlation
+    /// is on, on the service and CI, taken in one sorted order, serialise
+    /// signals that could make the same alert or incident, across nodes.
+    async fn ingest_once(&self, requests: &[IngestRequest]) -> Result<Vec<IngestOutcome>, StoreError> {
+        let now = self.clock.now();
+        let mut lock_names = std::collections::BTreeSet::new();
+        for request in requests {
+            let integration = &request.integration;
+            let signal = &request.signal;
+            lock_names.insert(format!("{}\u{1f}{}", integration.id, signal.dedup_key));
+            if let Some(group) = &signal.group_key {
+                lock_names.insert(format!("{}\u{1f}group\u{1f}{group}", integration.id));
+            }
+            if integration.policy.correlation_window_secs > 0 {
+                let class = classification(request);
+                for (what, value) in [("service", class.service), ("ci", class.ci)] {
+                    if let Some(value) = value {
+                        lock_names.insert(format!("{what}\u{1f}{value}"));
+                    }
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let lock_names: Vec<String> = lock_names.into_iter().collect();
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest($1::text[]) AS name")
+            .bind(&lock_names)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            outcomes.push(ingest_tx(&mut tx, request, now).await?);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(outcomes)
+    }
+}
+
+/// Loads an incident for planning, locking its row for the transaction.
+async fn lock_incident(tx: &mut Transaction<'_, Postgres>, id: &str) -> Result<Option<Incident>, StoreError> {
+    let row = sqlx::query("SELECT doc FROM incidents WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    row.map(|row| {
+        row.try_get::<Json<Incident>, _>("doc")
+            .map(|doc| doc.0)
+            .map_err(map_err)
+    })
+    .transpose()
+}
+
+/// One signal inside the batch's transaction.
+async fn ingest_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    request: &IngestRequest,
+    now: Timestamp,
+) -> Result<IngestOutcome, StoreError> {
+    let integration = &request.integration;
+    let signal = &request.signal;
+    let existing = sqlx::query(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE integration_id = $1 AND dedup_key = $2 FOR UPDATE"
+    ))
+    .bind(&integration.id)
+    .bind(&signal.dedup_key)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)?
+    .as_ref()
+    .map(alert_from_row)
+    .transpose()?;
+    let is_new = existing.is_none();
+    let mut context = IngestContext {
+        existing,
+        ..IngestContext::default()
+    };
+    if first_reaction(context.existing.as_ref(), signal.action) == Reaction::Open {
+        let class = classification(request);
+        let at = now.as_micros();
+        for (column, value) in [("service", &class.service), ("ci", &class.ci)] {
+            if let Some(value) = value
+                && context.maintenance.is_none()
+            {
+                context.maintenance = sqlx::query_scalar(&format!(
+                    "SELECT id FROM maintenance_windows WHERE {column} = $1 AND starts_at <= $2 AND ends_at > $2
+                     ORDER BY starts_at LIMIT 1"
+                ))
+                .bind(value)
+                .bind(at)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            }
+        }
+        if context.maintenance.is_none() {
+            if let Some(id) = context.existing.as_ref().and_then(|a| a.incident_id.clone()) {
+                context.own_incident = lock_incident(tx, &id).await?;
+            }
+            if let Some(group) = &signal.group_key {
+                let id: Option<String> = sqlx::query_scalar(
+                    "SELECT incident_id FROM alerts WHERE integration_id = $1 AND group_key = $2
+                     AND incident_id IS NOT NULL ORDER BY last_seen DESC LIMIT 1",
+                )
+                .bind(&integration.id)
+                .bind(group)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                if let Some(id) = id {
+                    context.group_incident = lock_incident(tx, &id).await?;
+                }
+            }
+            let window = integration.policy.correlation_window_secs;
+            if window > 0 {
+                let since = at - i64::from(window) * 1_000_000;
+                for (column, value) in [("service", &class.service), ("ci", &class.ci)] {
+                    if let Some(value) = value
+                        && context.correlated_incident.is_none()
+                    {
+                        let id: Option<String> = sqlx::query_scalar(&format!(
+                            "SELECT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id
+                             WHERE a.{column} = $1 AND a.last_seen >= $2 AND i.state IN ('new', 'accepted', 'on_hold')
+                             ORDER BY a.last_seen DESC LIMIT 1"
+                        ))
+                        .bind(value)
+                        .bind(since)
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(map_err)?;
+                        if let Some(id) = id {
+                            context.correlated_incident = lock_incident(tx, &id).await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let plan = plan_ingest(request, context, now);
+    if let Some(register) = &plan.register {
+        register_tx(tx, register, now).await?;
+    }
+    for command in &plan.commands {
+        execute_tx(tx, command, now).await?;
+    }
+    if let Some(alert) = &plan.alert {
+        write_alert(tx, alert, is_new).await?;
+    }
+    Ok(plan.outcome)
 }

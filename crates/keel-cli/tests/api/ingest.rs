@@ -141,10 +141,14 @@ async fn an_event_opens_an_incident_that_recovery_resolves(engine: Engine) {
     )
     .await;
     assert_eq!(
-        again.body["outcome"], "opened",
-        "a trigger after recovery opens a new incident"
+        again.body["outcome"], "reopened",
+        "a trigger soon after recovery reopens the incident (standard reopen window: an hour)"
     );
-    assert_ne!(again.body["alert"]["incident"], json!(incident_id));
+    assert_eq!(again.body["alert"]["incident"], json!(incident_id));
+    assert_eq!(
+        a.get(&format!("/api/v1/incidents/{incident_id}")).await.ok()["reopens"],
+        1
+    );
     let generated = send(a, &key, json!({"summary": "No key given"})).await;
     assert!(
         generated.body["dedup_key"].as_str().is_some_and(|k| !k.is_empty()),

@@ -23,20 +23,21 @@ use crate::{
     IntegrationUpdate, NewUser, Page, RegisterRequest, Store, StoreError, User,
 };
 use keel_domain::Timestamp;
-use keel_domain::detection::{Reaction, react};
+use keel_domain::detection::Reaction;
 use rows::{
     ALERT_COLUMNS, ENTRY_COLUMNS, INTEGRATION_COLUMNS, USER_COLUMNS, alert_from_row, entry_from_row,
     integration_from_row, map_err, token_from_row, user_from_row,
 };
 use writer::{Session, Writer};
 
-use crate::plan::{alert_after, alert_command_request, open_incident_request};
-use crate::{Alert, AlertFilter, IngestOutcome, IngestRequest};
+use crate::plan::{IngestContext, changes_json, classification, first_reaction, plan_ingest, policy_json};
+use crate::{Alert, AlertFilter, IngestOutcome, IngestRequest, MaintenanceWindow};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_integrations.sql"),
     include_str!("../../migrations/sqlite/0003_alerts.sql"),
+    include_str!("../../migrations/sqlite/0004_detection_policy.sql"),
 ];
 
 /// Tuning of the SQLite adapter.
@@ -521,10 +522,98 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn ingest(&self, request: IngestRequest) -> Result<IngestOutcome, StoreError> {
+    async fn ingest_batch(&self, requests: Vec<IngestRequest>) -> Result<Vec<IngestOutcome>, StoreError> {
         let clock = Arc::clone(&self.clock);
+        // A savepoint keeps a signal that fails halfway (after its incident
+        // was registered, say) from tearing the neighbours' group.
         self.writer
-            .write(move |session| ingest_in(session, &request, clock.now()))
+            .write(move |session| {
+                let now = clock.now();
+                session.conn.execute_batch("SAVEPOINT ingest").map_err(map_err)?;
+                let outcomes: Result<Vec<_>, _> = requests.iter().map(|r| ingest_in(session, r, now)).collect();
+                if outcomes.is_err() {
+                    session
+                        .conn
+                        .execute_batch("ROLLBACK TO ingest; RELEASE ingest")
+                        .map_err(map_err)?;
+                    session.cache.clear();
+                } else {
+                    session.conn.execute_batch("RELEASE ingest").map_err(map_err)?;
+                }
+                Ok(outcomes)
+            })
+            .await?
+    }
+
+    async fn create_maintenance(&self, window: MaintenanceWindow) -> Result<MaintenanceWindow, StoreError> {
+        self.writer
+            .write(move |session| {
+                session
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO maintenance_windows (id, service, ci, starts_at, ends_at, reason, created_by, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )
+                    .map_err(map_err)?
+                    .execute(params![
+                        window.id,
+                        window.service,
+                        window.ci,
+                        window.starts_at.as_micros(),
+                        window.ends_at.as_micros(),
+                        window.reason,
+                        window.created_by,
+                        window.created_at.as_micros(),
+                    ])
+                    .map_err(map_err)?;
+                Ok(window)
+            })
+            .await
+    }
+
+    async fn list_maintenance(&self, after: Option<Timestamp>) -> Result<Vec<MaintenanceWindow>, StoreError> {
+        let after = after.map_or(i64::MIN, Timestamp::as_micros);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, service, ci, starts_at, ends_at, reason, created_by, created_at FROM maintenance_windows
+                     WHERE ends_at > ?1 ORDER BY starts_at, id",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([after], |row| {
+                    Ok(MaintenanceWindow {
+                        id: row.get(0)?,
+                        service: row.get(1)?,
+                        ci: row.get(2)?,
+                        starts_at: Timestamp::from_micros(row.get(3)?),
+                        ends_at: Timestamp::from_micros(row.get(4)?),
+                        reason: row.get(5)?,
+                        created_by: row.get(6)?,
+                        created_at: Timestamp::from_micros(row.get(7)?),
+                    })
+                })
+                .map_err(map_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn delete_maintenance(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.writer
+            .write(move |session| {
+                let n = session
+                    .conn
+                    .prepare_cached("DELETE FROM maintenance_windows WHERE id = ?1")
+                    .map_err(map_err)?
+                    .execute([&id])
+                    .map_err(map_err)?;
+                if n == 0 {
+                    return Err(StoreError::NotFound("maintenance window".into()));
+                }
+                Ok(())
+            })
             .await
     }
 
@@ -709,6 +798,28 @@ fn execute_in(session: &mut Session<'_>, request: &ExecuteRequest, now: Timestam
     })
 }
 
+/// Looks an incident up for planning, through the writer's cache.
+fn peek_incident(session: &mut Session<'_>, id: &str) -> Result<Option<Incident>, StoreError> {
+    let key = IncidentRef::Id(id.to_string());
+    let found = match session.cache.take(&key) {
+        Some(hit) => Some(hit),
+        None => load_incident(session.conn, &key)?,
+    };
+    Ok(found.map(|(incident, head)| {
+        session.cache.put(incident.clone(), head);
+        incident
+    }))
+}
+
+/// The first id a one-column query finds.
+fn first_id(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached(sql)
+        .map_err(map_err)?
+        .query_row(params, |row| row.get(0))
+        .optional()
+        .map_err(map_err)
+}
+
 /// Applies one signal inside the writer's transaction: the single writer
 /// serialises signals, and the unique (integration, dedup key) backs it up.
 fn ingest_in(session: &mut Session<'_>, request: &IngestRequest, now: Timestamp) -> Result<IngestOutcome, StoreError> {
@@ -723,54 +834,86 @@ fn ingest_in(session: &mut Session<'_>, request: &IngestRequest, now: Timestamp)
         .query_row([&integration.id, &signal.dedup_key], alert_from_row)
         .optional()
         .map_err(map_err)?;
-    let reaction = react(existing.as_ref().map(|a| a.status), signal.action);
-    let mut incident_id = existing.as_ref().and_then(|a| a.incident_id.clone());
-    let mut opened_incident = false;
-    if reaction == Reaction::Open {
-        incident_id = match &signal.group_key {
-            Some(group) => session
-                .conn
-                .prepare_cached(
-                    "SELECT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id
-                     WHERE a.integration_id = ?1 AND a.group_key = ?2 AND i.state IN ('new', 'accepted', 'on_hold')
-                     ORDER BY a.last_seen DESC LIMIT 1",
-                )
-                .map_err(map_err)?
-                .query_row([&integration.id, group], |row| row.get(0))
-                .optional()
-                .map_err(map_err)?,
-            None => None,
-        };
-    }
-    if reaction == Reaction::Open && incident_id.is_none() {
-        incident_id = Some(register_in(session, &open_incident_request(request, now), now)?.id);
-        opened_incident = true;
-    }
-    if let Some(execute) = incident_id
-        .as_deref()
-        .and_then(|id| alert_command_request(request, reaction, id))
-    {
-        execute_in(session, &execute, now)?;
-    }
     let is_new = existing.is_none();
-    let alert = alert_after(existing, signal, reaction, &integration.id, incident_id, now);
-    if let Some(alert) = &alert {
+    let mut context = IngestContext {
+        existing,
+        ..IngestContext::default()
+    };
+    if first_reaction(context.existing.as_ref(), signal.action) == Reaction::Open {
+        let class = classification(request);
+        let at = now.as_micros();
+        for (column, value) in [("service", &class.service), ("ci", &class.ci)] {
+            if let Some(value) = value
+                && context.maintenance.is_none()
+            {
+                context.maintenance = first_id(
+                    session.conn,
+                    &format!(
+                        "SELECT id FROM maintenance_windows WHERE {column} = ?1 AND starts_at <= ?2 AND ends_at > ?2
+                         ORDER BY starts_at LIMIT 1"
+                    ),
+                    params![value, at],
+                )?;
+            }
+        }
+        if context.maintenance.is_none() {
+            if let Some(id) = context.existing.as_ref().and_then(|a| a.incident_id.clone()) {
+                context.own_incident = peek_incident(session, &id)?;
+            }
+            if let Some(group) = &signal.group_key
+                && let Some(id) = first_id(
+                    session.conn,
+                    "SELECT incident_id FROM alerts WHERE integration_id = ?1 AND group_key = ?2
+                     AND incident_id IS NOT NULL ORDER BY last_seen DESC LIMIT 1",
+                    params![integration.id, group],
+                )?
+            {
+                context.group_incident = peek_incident(session, &id)?;
+            }
+            let window = integration.policy.correlation_window_secs;
+            if window > 0 {
+                let since = at - i64::from(window) * 1_000_000;
+                for (column, value) in [("service", &class.service), ("ci", &class.ci)] {
+                    if let Some(value) = value
+                        && context.correlated_incident.is_none()
+                        && let Some(id) = first_id(
+                            session.conn,
+                            &format!(
+                                "SELECT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id
+                                 WHERE a.{column} = ?1 AND a.last_seen >= ?2 AND i.state IN ('new', 'accepted', 'on_hold')
+                                 ORDER BY a.last_seen DESC LIMIT 1"
+                            ),
+                            params![value, since],
+                        )?
+                    {
+                        context.correlated_incident = peek_incident(session, &id)?;
+                    }
+                }
+            }
+        }
+    }
+    let plan = plan_ingest(request, context, now);
+    if let Some(register) = &plan.register {
+        register_in(session, register, now)?;
+    }
+    for command in &plan.commands {
+        execute_in(session, command, now)?;
+    }
+    if let Some(alert) = &plan.alert {
         write_alert(session.conn, alert, is_new)?;
     }
-    Ok(IngestOutcome {
-        reaction,
-        alert,
-        opened_incident,
-    })
+    Ok(plan.outcome)
 }
 
 fn write_alert(conn: &Connection, a: &Alert, is_new: bool) -> Result<(), StoreError> {
     let sql = if is_new {
-        "INSERT INTO alerts (id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        "INSERT INTO alerts (id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen,
+         last_seen, group_key, service, ci, changes, flapping, suppressed_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
     } else {
         "UPDATE alerts SET integration_id = ?2, dedup_key = ?3, status = ?4, summary = ?5, severity = ?6, source = ?7,
-         incident_id = ?8, count = ?9, first_seen = ?10, last_seen = ?11, group_key = ?12 WHERE id = ?1"
+         incident_id = ?8, count = ?9, first_seen = ?10, last_seen = ?11, group_key = ?12, service = ?13, ci = ?14,
+         changes = ?15, flapping = ?16, suppressed_by = ?17 WHERE id = ?1"
     };
     conn.prepare_cached(sql)
         .map_err(map_err)?
@@ -787,6 +930,11 @@ fn write_alert(conn: &Connection, a: &Alert, is_new: bool) -> Result<(), StoreEr
             a.first_seen.as_micros(),
             a.last_seen.as_micros(),
             a.group_key,
+            a.service,
+            a.ci,
+            changes_json(&a.changes),
+            a.flapping,
+            a.suppressed_by,
         ])
         .map_err(map_err)?;
     Ok(())
@@ -804,11 +952,12 @@ fn read_integration(conn: &Connection, column: &str, value: &str) -> Result<Opti
 
 fn write_integration(conn: &Connection, i: &Integration, is_new: bool) -> Result<(), StoreError> {
     let sql = if is_new {
-        "INSERT INTO integrations (id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO integrations (id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at,
+         policy, signing_secret)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     } else {
         "UPDATE integrations SET name = ?2, kind = ?3, service = ?4, team = ?5, key_hash = ?6, key_hint = ?7, disabled = ?8,
-         created_by = ?9, created_at = ?10, rotated_at = ?11 WHERE id = ?1"
+         created_by = ?9, created_at = ?10, rotated_at = ?11, policy = ?12, signing_secret = ?13 WHERE id = ?1"
     };
     conn.prepare_cached(sql)
         .map_err(map_err)?
@@ -824,6 +973,8 @@ fn write_integration(conn: &Connection, i: &Integration, is_new: bool) -> Result
             i.created_by,
             i.created_at.as_micros(),
             i.rotated_at.map(keel_domain::Timestamp::as_micros),
+            policy_json(&i.policy),
+            i.signing_secret,
         ])
         .map_err(map_err)?;
     Ok(())

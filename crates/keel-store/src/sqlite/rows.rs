@@ -9,9 +9,8 @@ use crate::{Alert, ApiToken, Integration, IntegrationKind, StoreError, User};
 
 pub(super) const ENTRY_COLUMNS: &str =
     "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
-pub(super) const INTEGRATION_COLUMNS: &str =
-    "id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at";
-pub(super) const ALERT_COLUMNS: &str = "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key";
+pub(super) const INTEGRATION_COLUMNS: &str = "id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at, policy, signing_secret";
+pub(super) const ALERT_COLUMNS: &str = "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key, service, ci, changes, flapping, suppressed_by";
 pub(super) const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
 
 fn bad_column(idx: usize, what: &str) -> rusqlite::Error {
@@ -86,6 +85,9 @@ pub(super) fn integration_from_row(row: &Row<'_>) -> rusqlite::Result<Integratio
         created_by: row.get(8)?,
         created_at: Timestamp::from_micros(row.get(9)?),
         rotated_at: row.get::<_, Option<i64>>(10)?.map(Timestamp::from_micros),
+        policy: crate::plan::parse_policy(&row.get::<_, String>(11)?)
+            .map_err(|_| bad_column(11, "unreadable policy"))?,
+        signing_secret: row.get(12)?,
     })
 }
 
@@ -105,6 +107,12 @@ pub(super) fn alert_from_row(row: &Row<'_>) -> rusqlite::Result<Alert> {
         first_seen: Timestamp::from_micros(row.get(9)?),
         last_seen: Timestamp::from_micros(row.get(10)?),
         group_key: row.get(11)?,
+        service: row.get(12)?,
+        ci: row.get(13)?,
+        changes: crate::plan::parse_changes(&row.get::<_, String>(14)?)
+            .map_err(|_| bad_column(14, "unreadable changes"))?,
+        flapping: row.get(15)?,
+        suppressed_by: row.get(16)?,
     })
 }
 

@@ -53,7 +53,7 @@ impl IncidentCache {
         self.by_id.insert(incident.id.clone(), (incident, head_hash));
     }
 
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.by_id.clear();
         self.ids_by_number.clear();
     }

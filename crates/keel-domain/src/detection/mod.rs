@@ -8,8 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DomainError, Impact, Urgency};
 
+mod policy;
+
+pub use policy::{
+    Classification, EventRule, FlapPolicy, IngestPolicy, RecoveryPolicy, RuleActions, classify, glob_match,
+    is_flapping, record_change,
+};
+
 /// How bad a signal says things are (PagerDuty's four levels).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Critical,
