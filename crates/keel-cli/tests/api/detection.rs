@@ -1,0 +1,1 @@
+//! Detection policy end to end (written next).

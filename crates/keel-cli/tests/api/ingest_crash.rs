@@ -1,0 +1,1 @@
+//! kill -9 under ingest load (written next).
