@@ -86,8 +86,9 @@ pub struct EventRule {
     pub set: RuleActions,
 }
 
-/// How an integration's signals are classified, correlated and closed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How an integration's signals are classified, correlated and closed. Fields
+/// left out of a stored or submitted policy take the standard values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestPolicy {
     /// Overrides of the default severity → impact/urgency mapping.
@@ -108,14 +109,25 @@ pub struct IngestPolicy {
 
 const SIGNAL_FIELDS: [&str; 6] = ["summary", "source", "severity", "service", "ci", "dedup_key"];
 
+impl Default for IngestPolicy {
+    fn default() -> Self {
+        Self::standard()
+    }
+}
+
 impl IngestPolicy {
     /// The policy a new integration gets: severity defaults, no rules,
-    /// resolve on recovery, no correlation window, reopen within an hour.
+    /// resolve on recovery, no correlation window, reopen within an hour,
+    /// flapping at 6 changes an hour.
     #[must_use]
     pub fn standard() -> Self {
         Self {
+            severity_map: BTreeMap::new(),
+            rules: Vec::new(),
+            on_recovery: RecoveryPolicy::Resolve,
+            correlation_window_secs: 0,
             reopen_window_secs: 3600,
-            ..Self::default()
+            flapping: FlapPolicy::default(),
         }
     }
 
@@ -295,7 +307,10 @@ mod tests {
     use super::*;
 
     fn level(n: u8) -> (Impact, Urgency) {
-        (Impact::try_from(n).expect("level 1..4"), Urgency::try_from(n).expect("level 1..4"))
+        (
+            Impact::try_from(n).expect("level 1..4"),
+            Urgency::try_from(n).expect("level 1..4"),
+        )
     }
 
     fn rule(name: &str, when: &[(&str, &str)], set: RuleActions) -> EventRule {
