@@ -40,14 +40,29 @@ pub struct BenchArgs {
     /// Concurrent HTTP connections.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Events per request in the batched ingest phases.
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
+    /// Events per second offered in the paced ingest phase (latency at a
+    /// steady rate rather than at saturation).
+    #[arg(long, default_value_t = 5000)]
+    pub paced_rate: u64,
+    /// Run only these phases after the baseline (comma-separated): create,
+    /// append, distinct, repeating, distinct-batch, repeating-batch, paced.
+    /// Default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 struct Phase {
-    name: &'static str,
+    name: String,
+    /// Requests answered 2xx.
     ops: usize,
+    /// Events (or operations) each request carries.
+    per_op: usize,
     errors: usize,
     seconds: f64,
     p50_ms: f64,
@@ -55,8 +70,9 @@ struct Phase {
 }
 
 impl Phase {
+    /// Operations (events, for ingest) per second.
     fn rate(&self) -> f64 {
-        self.ops as f64 / self.seconds
+        (self.ops * self.per_op) as f64 / self.seconds
     }
 }
 
@@ -75,17 +91,32 @@ type Work = Arc<dyn Fn(usize) -> Request<Full<Bytes>> + Send + Sync>;
 /// a lighter load generator than a full client leaves more of the shared
 /// cores to the server under test.
 async fn drive(
-    name: &'static str,
+    name: &str,
     address: SocketAddr,
     concurrency: usize,
     duration: Duration,
+    work: Work,
+) -> anyhow::Result<Phase> {
+    drive_at(name, address, concurrency, duration, None, 1, work).await
+}
+
+/// Like [`drive`]; with `rate`, requests are sent on a fixed schedule
+/// (`rate` a second over all clients) and latency counts from the moment a
+/// request was due, so a slow answer also delays the ones queued behind it.
+async fn drive_at(
+    name: &str,
+    address: SocketAddr,
+    concurrency: usize,
+    duration: Duration,
+    rate: Option<f64>,
+    per_op: usize,
     work: Work,
 ) -> anyhow::Result<Phase> {
     let counter = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
+    for client in 0..concurrency {
         let stream = tokio::net::TcpStream::connect(address)
             .await
             .context("connecting to the server under test")?;
@@ -97,9 +128,21 @@ async fn drive(
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0usize;
+            let mut k = 0usize;
             while Instant::now() < deadline {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
-                let sent = Instant::now();
+                let sent = match rate {
+                    Some(rate) => {
+                        let due = started + Duration::from_secs_f64((k * concurrency + client) as f64 / rate);
+                        k += 1;
+                        if due >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 let Ok(response) = sender.send_request(work(n)).await else {
                     errors += 1;
                     break;
@@ -131,8 +174,9 @@ async fn drive(
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     Ok(Phase {
-        name,
+        name: name.to_string(),
         ops: latencies.len(),
+        per_op,
         errors,
         seconds,
         p50_ms: pick(0.5),
@@ -164,7 +208,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database_url.clone(),
         config: None,
     };
-    let settings = resolve(&store_args, Some("127.0.0.1:0".into()), None)?;
+    let mut settings = resolve(&store_args, Some("127.0.0.1:0".into()), None)?;
+    // The bench measures keel, not its rate limit.
+    settings.ingest_rate_per_key = None;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&settings, Arc::clone(&clock)).await?;
     let user_id = new_id();
@@ -228,7 +274,129 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
 
-    let create_auth = Arc::clone(&auth);
+    let mut phases = vec![baseline];
+    let wanted = |phase: &str| args.only.is_empty() || args.only.iter().any(|o| o == phase);
+    if wanted("create") || wanted("append") {
+        phases.extend(record_phases(address, c, duration, &auth).await?);
+    }
+    // Monitoring ingest: generic events, each with its own dedup key (every
+    // one opens an incident) or over 100 keys (repeats only count); one
+    // event per request, then batches, then a steady paced rate.
+    let path: Arc<str> = Arc::from(format!("/api/v1/integrations/{integration_key}/events"));
+    let batch = args.batch.clamp(1, 1000);
+    let event = |n: usize, repeating: bool| {
+        if repeating {
+            json!({"summary": "bench repeating alert", "severity": "warning", "dedup_key": format!("repeat-{}", n % 100)})
+        } else {
+            json!({"summary": format!("bench alert {n}"), "severity": "warning", "dedup_key": format!("bench-{n}")})
+        }
+    };
+    for (key, repeating, per_request) in [
+        ("distinct", false, 1),
+        ("repeating", true, 1),
+        ("distinct-batch", false, batch),
+        ("repeating-batch", true, batch),
+    ] {
+        if !wanted(key) {
+            continue;
+        }
+        let path = Arc::clone(&path);
+        let name = format!(
+            "ingest, {}, {}",
+            if repeating {
+                "100 repeating keys"
+            } else {
+                "distinct keys"
+            },
+            if per_request == 1 {
+                "1/request".to_string()
+            } else {
+                format!("{per_request}/request")
+            }
+        );
+        let work: Work = Arc::new(move |n| {
+            let body = if per_request == 1 {
+                event(n, repeating)
+            } else {
+                Value::Array(
+                    (0..per_request)
+                        .map(|i| event(n * per_request + i, repeating))
+                        .collect(),
+                )
+            };
+            request(Method::POST, &path, None, Some(&body))
+        });
+        phases.push(drive_at(&name, address, c, duration, None, per_request, work).await?);
+    }
+    let paced_path = Arc::clone(&path);
+    let paced_rate = args.paced_rate.max(1) as f64;
+    if wanted("paced") {
+        phases.push(
+            drive_at(
+                &format!("ingest, distinct keys, paced at {paced_rate:.0}/s"),
+                address,
+                c,
+                duration,
+                Some(paced_rate),
+                1,
+                Arc::new(move |n| request(Method::POST, &paced_path, None, Some(&event(n + 10_000_000, false)))),
+            )
+            .await?,
+        );
+    }
+    server.abort();
+    let peak_rss_mb = peak_rss_mb();
+
+    let base_rate = phases[0].rate();
+    if args.json {
+        let items: Vec<Value> = phases
+            .iter()
+            .map(|p| {
+                json!({"phase": p.name, "requests": p.ops, "per_request": p.per_op, "errors": p.errors, "ops_per_sec": p.rate(),
+                       "ratio_to_baseline": p.rate() / base_rate, "p50_ms": p.p50_ms, "p99_ms": p.p99_ms})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"engine": engine, "concurrency": args.concurrency, "seconds_per_phase": args.seconds,
+                   "peak_rss_mb": peak_rss_mb, "phases": items})
+        );
+    } else {
+        println!(
+            "keel bench: engine {engine}, {} clients, {} s per phase (server and clients share this machine)",
+            args.concurrency, args.seconds
+        );
+        println!(
+            "{:<48} {:>10} {:>8} {:>12} {:>10} {:>9} {:>9}",
+            "phase", "requests", "errors", "ops/s", "x baseline", "p50 ms", "p99 ms"
+        );
+        for p in &phases {
+            println!(
+                "{:<48} {:>10} {:>8} {:>12.0} {:>10.3} {:>9.2} {:>9.2}",
+                p.name,
+                p.ops,
+                p.errors,
+                p.rate(),
+                p.rate() / base_rate,
+                p.p50_ms,
+                p.p99_ms
+            );
+        }
+        if let Some(rss) = peak_rss_mb {
+            println!("peak RSS of the process (server and clients): {rss:.0} MiB");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The incident phases: creation, then comments over the newest 500.
+async fn record_phases(
+    address: SocketAddr,
+    c: usize,
+    duration: Duration,
+    auth: &Arc<str>,
+) -> anyhow::Result<Vec<Phase>> {
+    let create_auth = Arc::clone(auth);
     let create = drive(
         "create incident",
         address,
@@ -260,7 +428,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         !ids.is_empty(),
         "the create phase stored no incident; is the server healthy?"
     );
-    let append_auth = Arc::clone(&auth);
+    let append_auth = Arc::clone(auth);
     let append = drive(
         "append timeline entry",
         address,
@@ -278,75 +446,5 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
 
-    // Monitoring ingest: generic events, first each with its own dedup key
-    // (every one opens an incident), then over 100 keys (repeats only count).
-    let integration_key = integration_key.clone();
-    let distinct_path = format!("/api/v1/integrations/{integration_key}/events");
-    let distinct = drive(
-        "ingest, distinct keys",
-        address,
-        c,
-        duration,
-        Arc::new(move |n| {
-            let event = json!({"summary": format!("bench alert {n}"), "severity": "warning", "dedup_key": format!("bench-{n}")});
-            request(Method::POST, &distinct_path, None, Some(&event))
-        }),
-    )
-    .await?;
-    let repeat_path = format!("/api/v1/integrations/{integration_key}/events");
-    let repeating = drive(
-        "ingest, 100 repeating keys",
-        address,
-        c,
-        duration,
-        Arc::new(move |n| {
-            let event = json!({"summary": "bench repeating alert", "severity": "warning", "dedup_key": format!("repeat-{}", n % 100)});
-            request(Method::POST, &repeat_path, None, Some(&event))
-        }),
-    )
-    .await?;
-    server.abort();
-    let peak_rss_mb = peak_rss_mb();
-
-    let phases = [baseline, create, append, distinct, repeating];
-    let base_rate = phases[0].rate();
-    if args.json {
-        let items: Vec<Value> = phases
-            .iter()
-            .map(|p| {
-                json!({"phase": p.name, "ops": p.ops, "errors": p.errors, "ops_per_sec": p.rate(),
-                       "ratio_to_baseline": p.rate() / base_rate, "p50_ms": p.p50_ms, "p99_ms": p.p99_ms})
-            })
-            .collect();
-        println!(
-            "{}",
-            json!({"engine": engine, "concurrency": args.concurrency, "seconds_per_phase": args.seconds,
-                   "peak_rss_mb": peak_rss_mb, "phases": items})
-        );
-    } else {
-        println!(
-            "keel bench: engine {engine}, {} clients, {} s per phase (server and clients share this machine)",
-            args.concurrency, args.seconds
-        );
-        println!(
-            "{:<24} {:>10} {:>8} {:>12} {:>10} {:>9} {:>9}",
-            "phase", "ops", "errors", "ops/s", "x baseline", "p50 ms", "p99 ms"
-        );
-        for p in &phases {
-            println!(
-                "{:<24} {:>10} {:>8} {:>12.0} {:>10.3} {:>9.2} {:>9.2}",
-                p.name,
-                p.ops,
-                p.errors,
-                p.rate(),
-                p.rate() / base_rate,
-                p.p50_ms,
-                p.p99_ms
-            );
-        }
-        if let Some(rss) = peak_rss_mb {
-            println!("peak RSS of the process (server and clients): {rss:.0} MiB");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(vec![create, append])
 }

@@ -133,10 +133,12 @@ pub fn resolve(store: &StoreArgs, listen: Option<String>, log_format: Option<Str
         max_body_bytes,
         listen: listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
         ingest_rate_per_key: match file.ingest.rate_per_key_per_second {
-            Some(rate) if !(rate > 0.0 && rate.is_finite()) => {
-                bail!("ingest.rate_per_key_per_second must be a positive number")
+            Some(rate) if !(rate >= 0.0 && rate.is_finite()) => {
+                bail!("ingest.rate_per_key_per_second must be a number, 0 for no limit")
             }
-            other => other,
+            Some(0.0) => None,
+            Some(rate) => Some(rate),
+            None => Some(DEFAULT_INGEST_RATE),
         },
         log_format,
     })
@@ -147,6 +149,9 @@ pub enum ConfigCommand {
     /// Print a configuration file with every default, to start from.
     Example,
 }
+
+/// Events per second per integration key per node unless configured.
+pub const DEFAULT_INGEST_RATE: f64 = 1000.0;
 
 pub const EXAMPLE: &str = r#"# keel configuration. Precedence: command-line flag > KEEL_* variable > this file > default.
 listen = "127.0.0.1:8080"
@@ -159,7 +164,8 @@ max_body_bytes = 1048576        # larger request bodies get 413
 synchronous = "normal"         # "full" also survives power loss, at a cost in write speed
 
 [ingest]
-# rate_per_key_per_second = 100   # per node; senders get 429 with Retry-After above it. Default: no limit.
+rate_per_key_per_second = 1000   # events per integration key per node; above it senders get 429 with
+                                 # Retry-After (bursts up to 1000 events pass). 0: no limit.
 
 [priority]
 # rows: impact 1 (extensive) .. 4 (minor); columns: urgency 1 (critical) .. 4 (low)

@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{JsonBytes, parse_json};
-use crate::ingest::{ingest_signals, integration_for};
+use crate::ingest::{ingest_signals, integration_for, throttle};
 
 type Labels = BTreeMap<String, String>;
 
@@ -222,6 +222,7 @@ async fn accept(
         check_signature(secret, headers, body)?;
     }
     let signals = parse_notification(body, version)?;
+    throttle(state, &integration, signals.len())?;
     let n_alerts = signals.len();
     let format = if version == "4" { "alertmanager" } else { "grafana" };
     let outcomes = ingest_signals(state, &integration, signals, format, started).await?;
@@ -319,6 +320,9 @@ pub async fn push(
         Ok(signals) => signals,
         Err(detail) => return bad_push(detail),
     };
+    if let Err(error) = throttle(&state, &integration, signals.len()) {
+        return error.into_response();
+    }
     match ingest_signals(&state, &integration, signals, "alertmanager_push", started).await {
         Ok(_) => StatusCode::OK.into_response(),
         Err(error) => ApiError::from(error).into_response(),

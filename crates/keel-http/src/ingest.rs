@@ -157,7 +157,8 @@ pub(crate) async fn ingest_signals(
 }
 
 /// A token bucket per integration key (per node): `rate` events a second,
-/// bursts of up to one second's worth.
+/// bursts of up to one second's worth. A batch larger than that passes when
+/// the bucket is full and leaves it in debt, so the average still holds.
 pub struct RateLimiter {
     rate: Option<f64>,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -173,8 +174,8 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one event from `key`'s bucket, or says how many seconds to wait.
-    pub(crate) fn take(&self, key: &str) -> Result<(), u64> {
+    /// Takes `n` events from `key`'s bucket, or says how many seconds to wait.
+    pub(crate) fn take(&self, key: &str, n: usize) -> Result<(), u64> {
         let Some(rate) = self.rate else { return Ok(()) };
         let Ok(mut buckets) = self.buckets.lock() else {
             return Ok(());
@@ -184,31 +185,84 @@ impl RateLimiter {
         }
         let now = Instant::now();
         let burst = rate.max(1.0);
+        let n = n as f64;
         let (tokens, last) = buckets.entry(key.to_string()).or_insert((burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
         *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        let needed = n.min(burst);
+        if *tokens >= needed {
+            *tokens -= n;
             Ok(())
         } else {
-            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+            Err(((needed - *tokens) / rate).ceil().max(1.0) as u64)
         }
     }
 }
 
-/// The enabled integration a key belongs to, if the key is within its rate.
+/// Takes `events` from the integration's rate budget, or answers 429.
+pub(crate) fn throttle(state: &AppState, integration: &Integration, events: usize) -> ApiResult<()> {
+    state
+        .ingest_limit
+        .take(&integration.key_hash, events)
+        .map_err(|seconds| {
+            metrics::counter!("keel_events_throttled_total").increment(events as u64);
+            ApiError::too_many("this integration key is over its event rate; retry later", seconds)
+        })
+}
+
+/// How long a node trusts an integration it looked up: a disabled, rotated
+/// or re-configured integration takes effect on other nodes within this.
+const INTEGRATION_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Integrations by key hash, looked up recently, so that a stream of events
+/// from one sender does not read the integration once per event.
+#[derive(Default)]
+pub struct IntegrationCache {
+    entries: Mutex<HashMap<String, (Instant, Integration)>>,
+}
+
+impl IntegrationCache {
+    fn get(&self, key_hash: &str) -> Option<Integration> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key_hash)
+            .filter(|(at, _)| at.elapsed() < INTEGRATION_TTL)
+            .map(|(_, integration)| integration.clone())
+    }
+
+    fn put(&self, integration: &Integration) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= 10_000 {
+                entries.clear();
+            }
+            entries.insert(integration.key_hash.clone(), (Instant::now(), integration.clone()));
+        }
+    }
+
+    /// Forgets everything: this node changed an integration.
+    pub(crate) fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+/// The integration a key hash belongs to (enabled or not), through the cache.
+pub(crate) async fn find_integration(state: &AppState, key_hash: &str) -> ApiResult<Option<Integration>> {
+    if let Some(integration) = state.integrations.get(key_hash) {
+        return Ok(Some(integration));
+    }
+    let found = state.store.find_integration_by_key(key_hash).await?;
+    if let Some(integration) = &found {
+        state.integrations.put(integration);
+    }
+    Ok(found)
+}
+
+/// The enabled integration a key belongs to.
 pub(crate) async fn integration_for(state: &AppState, key: &str) -> ApiResult<Integration> {
     let key_hash = hash_token(key);
-    if let Err(seconds) = state.ingest_limit.take(&key_hash) {
-        metrics::counter!("keel_events_throttled_total").increment(1);
-        return Err(ApiError::too_many(
-            "this integration key is over its event rate; retry later",
-            seconds,
-        ));
-    }
-    let integration = state
-        .store
-        .find_integration_by_key(&key_hash)
+    let integration = find_integration(state, &key_hash)
         .await?
         .ok_or_else(|| ApiError::not_found("integration key"))?;
     if integration.disabled {
@@ -330,12 +384,17 @@ fn parse_generic(event: GenericEvent) -> ApiResult<Signal> {
 pub async fn generic(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    headers: axum::http::HeaderMap,
     JsonBytes(body): JsonBytes,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let started = Instant::now();
     let integration = integration_for(&state, &key).await?;
+    if let Some(secret) = &integration.signing_secret {
+        crate::alertmanager::check_signature(secret, &headers, &body)?;
+    }
     let (signals, batch) = parse_generic_body(&body)?;
+    throttle(&state, &integration, signals.len())?;
     let keys: Vec<String> = signals.iter().map(|s| s.dedup_key.clone()).collect();
     let outcomes = ingest_signals(&state, &integration, signals, "generic", started).await?;
     let mut events: Vec<EventAccepted> = keys

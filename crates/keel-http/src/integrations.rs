@@ -238,6 +238,7 @@ pub async fn patch(
         signing_secret: body.signing_secret.map(secret).transpose()?,
     };
     let integration = state.store.update_integration(&id, update).await?;
+    state.integrations.clear();
     Ok(Json(IntegrationView::of(&integration, None)))
 }
 
@@ -257,5 +258,6 @@ pub async fn rotate(
         ..IntegrationUpdate::default()
     };
     let integration = state.store.update_integration(&id, update).await?;
+    state.integrations.clear();
     Ok(Json(IntegrationView::of(&integration, Some(key))))
 }

@@ -63,6 +63,7 @@ pub struct AppState {
     pub matrix: Arc<PriorityMatrix>,
     pub tokens: Arc<auth::TokenCache>,
     pub ingest_limit: Arc<ingest::RateLimiter>,
+    pub integrations: Arc<ingest::IntegrationCache>,
     pub metrics: PrometheusHandle,
     pub openapi: Arc<utoipa::openapi::OpenApi>,
 }
@@ -77,21 +78,52 @@ impl AppState {
             matrix: Arc::new(matrix),
             tokens: Arc::new(auth::TokenCache::default()),
             ingest_limit: Arc::new(ingest::RateLimiter::new(None)),
+            integrations: Arc::new(ingest::IntegrationCache::default()),
             metrics: metrics_handle(),
             openapi: Arc::new(openapi_document()),
         }
     }
 }
 
-/// The Prometheus recorder is process-wide; install it once.
+/// Buckets of every `*_seconds` histogram: 0.5 ms to 5 s.
+const LATENCY_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The Prometheus recorder is process-wide; install it once. Histograms
+/// keep raw samples until folded into their buckets, so a thread folds
+/// them every few seconds: memory stays flat however long nobody scrapes.
 fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let builder = PrometheusBuilder::new();
+            let builder = match builder.set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                &LATENCY_BUCKETS,
+            ) {
+                Ok(with_buckets) => with_buckets,
+                Err(error) => {
+                    tracing::warn!(%error, "latency buckets refused; histograms become summaries");
+                    PrometheusBuilder::new()
+                }
+            };
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("keel-metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "no metrics upkeep thread; histogram samples pile up until scraped");
             }
             handle
         })

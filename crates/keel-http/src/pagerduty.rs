@@ -232,7 +232,7 @@ pub async fn enqueue(
         Ok(parsed) => parsed,
         Err(errors) => return invalid(errors),
     };
-    if let Err(seconds) = state.ingest_limit.take(&hash_token(&routing_key)) {
+    if let Err(seconds) = state.ingest_limit.take(&hash_token(&routing_key), 1) {
         metrics::counter!("keel_events_throttled_total").increment(1);
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
@@ -244,11 +244,11 @@ pub async fn enqueue(
         }
         return response;
     }
-    let integration = match state.store.find_integration_by_key(&hash_token(&routing_key)).await {
+    let integration = match crate::ingest::find_integration(&state, &hash_token(&routing_key)).await {
         Ok(Some(integration)) if !integration.disabled => integration,
         Ok(Some(_)) => return invalid(vec!["this integration is disabled".to_string()]),
         Ok(None) => return invalid(vec!["'routing_key' is not an integration key".to_string()]),
-        Err(error) => return ApiError::from(error).into_response(),
+        Err(error) => return error.into_response(),
     };
     let dedup_key = signal.dedup_key.clone();
     match crate::ingest::ingest_signals(&state, &integration, vec![signal], "pagerduty", started).await {

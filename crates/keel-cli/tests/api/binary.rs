@@ -11,7 +11,7 @@ use crate::harness::{App, Database, Engine};
 use crate::on_both_engines;
 use crate::timeline::{drop_guards, rewrite_entry};
 
-const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+pub(crate) const KEEL: &str = env!("CARGO_BIN_EXE_keel");
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -20,14 +20,14 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     logs: tempfile::NamedTempFile,
 }
 
 impl Server {
-    async fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
+    pub(crate) async fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut command = Command::new(KEEL);
@@ -69,13 +69,13 @@ impl Server {
     }
 
     /// Kills the process outright, as a crash would.
-    fn crash(mut self) {
+    pub(crate) fn crash(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and returns the exit status and everything printed on stdout.
-    fn stop(mut self) -> (bool, String) {
+    pub(crate) fn stop(mut self) -> (bool, String) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let output = std::mem::replace(&mut self.child, Command::new("true").spawn().expect("placeholder"))
