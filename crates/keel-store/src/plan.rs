@@ -42,6 +42,27 @@ pub fn plan_registration(request: &RegisterRequest, number: i64, now: Timestamp)
     })
 }
 
+/// Plans the registration of incident `number` followed by `commands` on
+/// it, as one write: the incident row is stored once, in its final state.
+///
+/// # Errors
+/// When the domain refuses the registration or a command.
+pub fn plan_opening(
+    request: &RegisterRequest,
+    commands: &[ExecuteRequest],
+    number: i64,
+    now: Timestamp,
+) -> Result<Planned, StoreError> {
+    let mut planned = plan_registration(request, number, now)?;
+    for command in commands {
+        let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+        let next = plan_command(command, &planned.incident, &head, now)?;
+        planned.entries.extend(next.entries);
+        planned.incident = next.incident;
+    }
+    Ok(planned)
+}
+
 /// Plans a command on `current`, whose chain ends in `head_hash`. `now` is
 /// raised to the last entry's time if the clock stepped back, so that
 /// `recorded_at` never decreases along a timeline.

@@ -18,7 +18,7 @@ use crate::filter::{Bind, list_query};
 use keel_domain::detection::{AlertStatus, Reaction, Severity};
 
 use crate::plan::{IngestContext, classification, first_reaction, plan_ingest};
-use crate::plan::{Planned, plan_command, plan_registration, search_text};
+use crate::plan::{Planned, plan_command, plan_opening, search_text};
 use crate::{
     Alert, AlertFilter, ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification,
     IngestOutcome, IngestRequest, Integration, IntegrationKind, IntegrationUpdate, MaintenanceWindow, NewUser, Page,
@@ -242,11 +242,21 @@ async fn register_tx(
     request: &RegisterRequest,
     now: Timestamp,
 ) -> Result<Incident, StoreError> {
+    open_tx(tx, request, &[], now).await
+}
+
+/// Registers an incident and applies `commands` to it, storing it once.
+async fn open_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    request: &RegisterRequest,
+    commands: &[ExecuteRequest],
+    now: Timestamp,
+) -> Result<Incident, StoreError> {
     let number: i64 = sqlx::query_scalar("SELECT nextval('incident_number_seq')")
         .fetch_one(&mut **tx)
         .await
         .map_err(map_err)?;
-    let planned = plan_registration(request, number, now)?;
+    let planned = plan_opening(request, commands, number, now)?;
     store_planned(tx, &planned, true).await?;
     Ok(planned.incident)
 }
@@ -943,10 +953,12 @@ async fn ingest_tx(
     }
     let plan = plan_ingest(request, context, now);
     if let Some(register) = &plan.register {
-        register_tx(tx, register, now).await?;
-    }
-    for command in &plan.commands {
-        execute_tx(tx, command, now).await?;
+        // Every command of a plan that registers is for the new incident.
+        open_tx(tx, register, &plan.commands, now).await?;
+    } else {
+        for command in &plan.commands {
+            execute_tx(tx, command, now).await?;
+        }
     }
     if let Some(alert) = &plan.alert {
         write_alert(tx, alert, is_new).await?;

@@ -17,7 +17,7 @@ use keel_domain::{Entry, Incident};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::filter::{Bind, list_query};
-use crate::plan::{Planned, plan_command, plan_registration, search_text};
+use crate::plan::{Planned, plan_command, plan_opening, search_text};
 use crate::{
     ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification, Integration,
     IntegrationUpdate, NewUser, Page, RegisterRequest, Store, StoreError, User,
@@ -760,13 +760,23 @@ fn insert_user(conn: &Connection, user: &NewUser, now: keel_domain::Timestamp) -
 
 /// Registers an incident inside the writer's transaction.
 fn register_in(session: &mut Session<'_>, request: &RegisterRequest, now: Timestamp) -> Result<Incident, StoreError> {
+    open_in(session, request, &[], now)
+}
+
+/// Registers an incident and applies `commands` to it, storing it once.
+fn open_in(
+    session: &mut Session<'_>,
+    request: &RegisterRequest,
+    commands: &[ExecuteRequest],
+    now: Timestamp,
+) -> Result<Incident, StoreError> {
     let conn = session.conn;
     let number: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents")
         .map_err(map_err)?
         .query_row([], |row| row.get(0))
         .map_err(map_err)?;
-    let planned = plan_registration(request, number, now)?;
+    let planned = plan_opening(request, commands, number, now)?;
     store_planned(conn, &planned, None)?;
     let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
     session.cache.put(planned.incident.clone(), head);
@@ -894,10 +904,12 @@ fn ingest_in(session: &mut Session<'_>, request: &IngestRequest, now: Timestamp)
     }
     let plan = plan_ingest(request, context, now);
     if let Some(register) = &plan.register {
-        register_in(session, register, now)?;
-    }
-    for command in &plan.commands {
-        execute_in(session, command, now)?;
+        // Every command of a plan that registers is for the new incident.
+        open_in(session, register, &plan.commands, now)?;
+    } else {
+        for command in &plan.commands {
+            execute_in(session, command, now)?;
+        }
     }
     if let Some(alert) = &plan.alert {
         write_alert(session.conn, alert, is_new)?;
