@@ -486,3 +486,170 @@ pub fn changes_json(changes: &[Timestamp]) -> String {
     let micros: Vec<i64> = changes.iter().map(|t| t.as_micros()).collect();
     serde_json::to_string(&micros).unwrap_or_else(|_| "[]".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use keel_domain::PriorityMatrix;
+    use keel_domain::detection::{IngestPolicy, Severity};
+
+    use super::*;
+    use crate::IntegrationKind;
+
+    const HOUR: i64 = 3_600_000_000;
+
+    fn at(micros: i64) -> Timestamp {
+        Timestamp::from_micros(1_800_000_000_000_000 + micros)
+    }
+
+    fn integration(policy: IngestPolicy) -> Integration {
+        Integration {
+            id: "int".into(),
+            name: "Prometheus".into(),
+            kind: IntegrationKind::Generic,
+            service: Some("web".into()),
+            team: Some("ops".into()),
+            key_hash: String::new(),
+            key_hint: String::new(),
+            disabled: false,
+            created_by: "admin".into(),
+            created_at: at(0),
+            rotated_at: None,
+            policy,
+            signing_secret: None,
+        }
+    }
+
+    fn request(policy: IngestPolicy, key: &str, action: SignalAction) -> IngestRequest {
+        IngestRequest {
+            integration: integration(policy),
+            signal: Signal {
+                dedup_key: key.into(),
+                action,
+                summary: "Disk full".into(),
+                source: None,
+                severity: Severity::Warning,
+                occurred_at: None,
+                service: None,
+                group_key: None,
+                ci: None,
+                labels: std::collections::BTreeMap::new(),
+            },
+            matrix: Arc::new(PriorityMatrix::default()),
+        }
+    }
+
+    /// Runs a plan the way an engine would, without SQL: the incident store
+    /// is one optional incident.
+    fn run(plan: &IngestPlan, incident: &mut Option<(Incident, String)>, now: Timestamp) {
+        if let Some(register) = &plan.register {
+            let planned = plan_opening(register, &plan.commands, 1, now).expect("opening");
+            let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+            *incident = Some((planned.incident, head));
+            return;
+        }
+        for command in &plan.commands {
+            let (current, head) = incident.take().expect("an incident to command");
+            let planned = plan_command(command, &current, &head, now).expect("command");
+            let head = planned.entries.last().map_or(head, |e| e.hash.clone());
+            *incident = Some((planned.incident, head));
+        }
+    }
+
+    fn step(
+        policy: &IngestPolicy,
+        alert: &mut Option<Alert>,
+        incident: &mut Option<(Incident, String)>,
+        action: SignalAction,
+        now: Timestamp,
+    ) -> IngestOutcome {
+        let own = incident.as_ref().map(|(i, _)| i.clone());
+        let context = IngestContext {
+            existing: alert.clone(),
+            own_incident: own.filter(|i| alert.as_ref().and_then(|a| a.incident_id.as_ref()) == Some(&i.id)),
+            ..IngestContext::default()
+        };
+        let plan = plan_ingest(&request(policy.clone(), "disk", action), context, now);
+        run(&plan, incident, now);
+        alert.clone_from(&plan.alert);
+        plan.outcome
+    }
+
+    #[test]
+    fn a_trigger_inside_the_reopen_window_reopens_and_after_it_opens_anew() {
+        let policy = IngestPolicy::standard();
+        let (mut alert, mut incident) = (None, None);
+        assert!(step(&policy, &mut alert, &mut incident, SignalAction::Trigger, at(0)).opened_incident);
+        step(&policy, &mut alert, &mut incident, SignalAction::Resolve, at(1));
+        assert_eq!(incident.as_ref().map(|(i, _)| i.state), Some(State::Resolved));
+        let again = step(&policy, &mut alert, &mut incident, SignalAction::Trigger, at(HOUR - 1));
+        assert!(again.reopened_incident && !again.opened_incident);
+        assert_eq!(incident.as_ref().map(|(i, _)| i.reopens), Some(1));
+        step(&policy, &mut alert, &mut incident, SignalAction::Resolve, at(HOUR));
+        let late = step(&policy, &mut alert, &mut incident, SignalAction::Trigger, at(3 * HOUR));
+        assert!(late.opened_incident, "past the window a trigger opens a new incident");
+    }
+
+    #[test]
+    fn a_maintenance_window_stores_the_alert_without_an_incident() {
+        let context = IngestContext {
+            maintenance: Some("mw".into()),
+            ..IngestContext::default()
+        };
+        let plan = plan_ingest(
+            &request(IngestPolicy::standard(), "k", SignalAction::Trigger),
+            context,
+            at(0),
+        );
+        assert!(plan.register.is_none() && plan.commands.is_empty());
+        assert_eq!(plan.outcome.name(), "suppressed");
+        let alert = plan.alert.expect("the alert is kept");
+        assert_eq!(
+            (alert.incident_id.as_deref(), alert.suppressed_by.as_deref()),
+            (None, Some("mw"))
+        );
+        // Its next repeat, outside the window, opens an incident.
+        assert_eq!(first_reaction(Some(&alert), SignalAction::Trigger), Reaction::Open);
+    }
+
+    #[test]
+    fn annotate_only_recovery_never_resolves() {
+        let policy = IngestPolicy {
+            on_recovery: keel_domain::detection::RecoveryPolicy::Annotate,
+            ..IngestPolicy::standard()
+        };
+        let (mut alert, mut incident) = (None, None);
+        step(&policy, &mut alert, &mut incident, SignalAction::Trigger, at(0));
+        step(&policy, &mut alert, &mut incident, SignalAction::Resolve, at(1));
+        let (incident, _) = incident.expect("incident");
+        assert_eq!(incident.state, State::New);
+        assert!(incident.open_alerts.is_empty());
+    }
+
+    #[test]
+    fn flapping_stops_automatic_resolution_and_reopening() {
+        let policy = IngestPolicy {
+            flapping: keel_domain::detection::FlapPolicy {
+                changes: 3,
+                within_secs: 3600,
+            },
+            ..IngestPolicy::standard()
+        };
+        let (mut alert, mut incident) = (None, None);
+        step(&policy, &mut alert, &mut incident, SignalAction::Trigger, at(0));
+        step(&policy, &mut alert, &mut incident, SignalAction::Resolve, at(1)); // 1 change
+        step(&policy, &mut alert, &mut incident, SignalAction::Trigger, at(2)); // 2
+        step(&policy, &mut alert, &mut incident, SignalAction::Resolve, at(3)); // 3: flapping
+        assert!(alert.as_ref().is_some_and(|a| a.flapping));
+        let state = incident.as_ref().map(|(i, _)| i.state);
+        assert_ne!(state, Some(State::Resolved), "a flapping recovery does not resolve");
+        step(&policy, &mut alert, &mut incident, SignalAction::Trigger, at(4));
+        step(&policy, &mut alert, &mut incident, SignalAction::Resolve, at(5));
+        let (incident, _) = incident.expect("incident");
+        assert_eq!(
+            incident.reopens, 1,
+            "one reopen before flapping was detected, none after"
+        );
+    }
+}
