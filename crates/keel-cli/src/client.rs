@@ -214,14 +214,14 @@ pub struct UserTokenArgs {
     pub connection: Connection,
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
-    base: String,
+    pub(crate) base: String,
     token: String,
 }
 
 impl Client {
-    fn new(connection: &Connection) -> anyhow::Result<Self> {
+    pub(crate) fn new(connection: &Connection) -> anyhow::Result<Self> {
         let Some(token) = connection.token.clone() else {
             bail!(
                 "no API token: pass --token or set KEEL_TOKEN (the first admin's token is in <data-dir>/admin-token)"
@@ -234,7 +234,7 @@ impl Client {
         })
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -268,20 +268,20 @@ impl Client {
     }
 }
 
-fn put(body: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
+pub(crate) fn put(body: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
     if let Some(value) = value {
         body.insert(key.to_string(), value.into());
     }
 }
 
-fn encode(segment: &str) -> String {
+pub(crate) fn encode(segment: &str) -> String {
     segment
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect()
 }
 
-fn text(value: &Value, key: &str) -> String {
+pub(crate) fn text(value: &Value, key: &str) -> String {
     match value.get(key) {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
@@ -382,7 +382,7 @@ fn print_timeline(page: &Value) {
     println!("{table}");
 }
 
-fn show(json: bool, value: &Value, table: fn(&Value)) {
+pub(crate) fn show(json: bool, value: &Value, table: fn(&Value)) {
     if json {
         println!("{value}");
     } else {
@@ -521,7 +521,7 @@ pub async fn incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn serde_urlencoded_pairs(pairs: &[(&str, String)]) -> String {
+pub(crate) fn serde_urlencoded_pairs(pairs: &[(&str, String)]) -> String {
     if pairs.is_empty() {
         return String::new();
     }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod client;
+mod client_ingest;
 mod config;
 mod demo;
 mod serve;
@@ -45,6 +46,15 @@ enum Commands {
     /// Manage users on a running server.
     #[command(subcommand)]
     User(client::UserCommand),
+    /// Manage monitoring integrations (their keys and detection policy).
+    #[command(subcommand)]
+    Integration(client_ingest::IntegrationCommand),
+    /// List the alerts monitoring events made.
+    #[command(subcommand)]
+    Alert(client_ingest::AlertCommand),
+    /// Plan maintenance windows: alerts are kept but open no incident.
+    #[command(subcommand)]
+    Maintenance(client_ingest::MaintenanceCommand),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +74,9 @@ fn main() -> ExitCode {
             Commands::Config(command) => config::run(&command),
             Commands::Incident(command) => client::incident(command).await,
             Commands::User(command) => client::user(command).await,
+            Commands::Integration(command) => client_ingest::integration(command).await,
+            Commands::Alert(command) => client_ingest::alert(command).await,
+            Commands::Maintenance(command) => client_ingest::maintenance(command).await,
         }
     });
     match outcome {

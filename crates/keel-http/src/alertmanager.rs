@@ -205,6 +205,16 @@ fn signal(alert: WebhookAlert, group_key: Option<&String>) -> ApiResult<Signal> 
         service: alert.labels.get("service").cloned(),
         group_key: group_key.cloned(),
         ci: alert.labels.get("ci").cloned(),
+        links: [
+            ("Source", alert.generator_url),
+            ("Dashboard", alert.dashboard_url),
+            ("Panel", alert.panel_url),
+            ("Silence", alert.silence_url),
+            ("Image", alert.image_url),
+        ]
+        .into_iter()
+        .filter_map(|(text, url)| Some((text.to_string(), url.filter(|u| !u.is_empty())?)))
+        .collect(),
         labels: alert.labels,
     })
 }

@@ -368,6 +368,7 @@ fn parse_generic(event: GenericEvent) -> ApiResult<Signal> {
         group_key: short("group", event.group)?,
         ci: short("ci", event.ci)?,
         labels,
+        links: Vec::new(),
     })
 }
 

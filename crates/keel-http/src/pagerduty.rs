@@ -29,13 +29,12 @@ struct Event {
     event_action: Option<String>,
     dedup_key: Option<String>,
     payload: Option<Payload>,
-    #[allow(dead_code)] // Accepted for compatibility; not shown yet.
+    /// The monitoring tool's name and its page: a link on the incident.
     client: Option<String>,
-    #[allow(dead_code)]
     client_url: Option<String>,
-    #[allow(dead_code)]
+    /// `{"href", "text"}`: links on the incident.
     links: Option<Vec<Value>>,
-    #[allow(dead_code)]
+    /// `{"src", "href", "alt"}`: shown as links on the incident.
     images: Option<Vec<Value>>,
 }
 
@@ -118,6 +117,18 @@ fn parse(event: Event) -> Result<(String, Signal), Vec<String>> {
     };
     if !dedup_key.is_empty() && check_dedup_key(&dedup_key).is_err() {
         errors.push("'dedup_key' must be at most 255 characters".to_string());
+    }
+    let mut links = Vec::new();
+    if let Some(url) = event.client_url.filter(|u| !u.trim().is_empty()) {
+        links.push((event.client.unwrap_or_else(|| "Source".to_string()), url));
+    }
+    for (list, url_field, text_field) in [(&event.links, "href", "text"), (&event.images, "src", "alt")] {
+        for item in list.iter().flatten().take(20) {
+            if let Some(url) = item.get(url_field).and_then(Value::as_str) {
+                let text = item.get(text_field).and_then(Value::as_str).unwrap_or(url_field);
+                links.push((text.chars().take(200).collect(), url.chars().take(2000).collect()));
+            }
+        }
     }
     let payload = event.payload;
     let mut summary = String::new();
@@ -205,6 +216,7 @@ fn parse(event: Event) -> Result<(String, Signal), Vec<String>> {
                 group_key: None,
                 ci: None,
                 labels,
+                links,
             },
         )),
         _ => Err(errors),

@@ -287,6 +287,9 @@ pub struct Signal {
     /// The sender's labels (or fields such as PagerDuty's component/class),
     /// which classification rules match on.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Links the sender gave (runbook, dashboard, source), as (text, URL);
+    /// shown in the description of the incident the signal opens.
+    pub links: Vec<(String, String)>,
 }
 
 impl Signal {

@@ -160,18 +160,26 @@ pub fn registration_for(
     now: Timestamp,
 ) -> (RegistrationInput, Claimed) {
     let title: String = signal.summary.chars().take(MAX_TITLE).collect();
+    let mut description = format!(
+        "Opened by monitoring integration {:?} ({}) for alert {:?}{}.",
+        integration.name,
+        integration.kind.as_str(),
+        signal.dedup_key,
+        signal
+            .source
+            .as_ref()
+            .map_or_else(String::new, |s| format!(" from {s}"))
+    );
+    if !signal.labels.is_empty() {
+        let labels: Vec<String> = signal.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        description.push_str(&format!("\nLabels: {}", labels.join(", ")));
+    }
+    for (text, url) in &signal.links {
+        description.push_str(&format!("\n{text}: {url}"));
+    }
     let input = RegistrationInput {
         title,
-        description: Some(format!(
-            "Opened by monitoring integration {:?} ({}) for alert {:?}{}.",
-            integration.name,
-            integration.kind.as_str(),
-            signal.dedup_key,
-            signal
-                .source
-                .as_ref()
-                .map_or_else(String::new, |s| format!(" from {s}"))
-        )),
+        description: Some(description.chars().take(MAX_TEXT).collect()),
         impact: Some(class.impact),
         urgency: Some(class.urgency),
         service: class.service.clone(),
@@ -535,6 +543,7 @@ mod tests {
                 group_key: None,
                 ci: None,
                 labels: std::collections::BTreeMap::new(),
+                links: Vec::new(),
             },
             matrix: Arc::new(PriorityMatrix::default()),
         }

@@ -278,6 +278,18 @@ async fn pagerduty_events_v2_work_unchanged(engine: Engine) {
             .is_some_and(|t| t.contains("component=mysql"))
     );
     assert_eq!(incident.body["observed_at"], "2015-07-17T08:42:58.315Z");
+    let description = incident.body["description"].as_str().unwrap_or_default();
+    for shown in [
+        "runbook: https://example.com/runbook",
+        "Sample Monitoring Service: https://monitoring.example.com",
+        "https://example.com/g.png",
+        "free space=1%",
+    ] {
+        assert!(
+            description.contains(shown),
+            "links, images and custom details are on the incident: {description}"
+        );
+    }
 
     let ack = enqueue(
         a,

@@ -5,6 +5,7 @@ mod harness;
 
 mod access;
 mod binary;
+mod cli_ingest;
 mod concurrency;
 mod detection;
 mod ingest;
