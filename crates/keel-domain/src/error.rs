@@ -18,4 +18,7 @@ pub enum DomainError {
     /// The command would change nothing.
     #[error("{0}")]
     NoChange(String),
+    /// Something else still depends on what the command would remove.
+    #[error("{0}")]
+    InUse(String),
 }

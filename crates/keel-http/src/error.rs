@@ -87,6 +87,7 @@ impl From<DomainError> for ApiError {
             DomainError::Invalid(detail) => Self::invalid(detail),
             DomainError::Forbidden(detail) => Self::forbidden(detail),
             DomainError::NoChange(detail) => Self::new(StatusCode::CONFLICT, "No change", detail),
+            DomainError::InUse(detail) => Self::new(StatusCode::CONFLICT, "In use", detail),
         }
     }
 }

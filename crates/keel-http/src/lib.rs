@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod auth;
+mod catalogue;
 mod dto;
 pub mod error;
 mod extract;
@@ -134,7 +135,7 @@ fn metrics_handle() -> PrometheusHandle {
 #[openapi(
     info(title = "keel", description = "Incident management: the record, its lifecycle and its true timeline."),
     modifiers(&BearerAuth),
-    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"))
+    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"), (name = "catalogue"))
 )]
 struct ApiDoc;
 
@@ -232,6 +233,21 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(alertmanager::grafana))
         .routes(routes!(maintenance::create, maintenance::list))
         .routes(routes!(maintenance::delete))
+        .routes(routes!(catalogue::create_team, catalogue::list_teams))
+        .routes(routes!(
+            catalogue::show_team,
+            catalogue::patch_team,
+            catalogue::delete_team
+        ))
+        .routes(routes!(catalogue::create_service, catalogue::list_services))
+        .routes(routes!(
+            catalogue::show_service,
+            catalogue::patch_service,
+            catalogue::delete_service
+        ))
+        .routes(routes!(catalogue::create_ci, catalogue::list_cis))
+        .routes(routes!(catalogue::show_ci, catalogue::patch_ci, catalogue::delete_ci))
+        .routes(routes!(catalogue::impact))
 }
 
 /// The whole application.

@@ -15,6 +15,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use keel_domain::catalogue::{self, Catalogue};
 use keel_domain::detection::{AlertStatus, IngestPolicy, Reaction, Severity, SignalAction};
 use keel_domain::{
     Actor, Claimed, Command, DomainError, Entry, Incident, PriorityMatrix, RegistrationInput, Role, Timestamp,
@@ -486,6 +487,12 @@ pub trait Store: Send + Sync + 'static {
     /// or none. Outcomes come back in the same order.
     async fn ingest_batch(&self, requests: Vec<IngestRequest>) -> Result<Vec<IngestOutcome>, StoreError>;
     async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError>;
+
+    /// The whole catalogue (teams, services, CIs).
+    async fn load_catalogue(&self) -> Result<Catalogue, StoreError>;
+    /// Checks a change against the whole catalogue and stores it atomically
+    /// (catalogue writes are serialised); returns the catalogue after it.
+    async fn change_catalogue(&self, change: catalogue::Change) -> Result<Catalogue, StoreError>;
 
     async fn create_maintenance(&self, window: MaintenanceWindow) -> Result<MaintenanceWindow, StoreError>;
     /// Windows that end after `after` (all when `None`), by start time.

@@ -24,6 +24,7 @@ use crate::{
     IngestOutcome, IngestRequest, Integration, IntegrationKind, IntegrationUpdate, MaintenanceWindow, NewUser, Page,
     RegisterRequest, Store, StoreError, User,
 };
+use keel_domain::catalogue::{self, Catalogue};
 
 /// The schema, embedded in the binary. sqlx's migrator records what ran in
 /// `_sqlx_migrations` and holds an advisory lock while it works.
@@ -40,6 +41,11 @@ fn migrator() -> Migrator {
             4,
             "detection_policy",
             include_str!("../migrations/postgres/0004_detection_policy.sql"),
+        ),
+        (
+            5,
+            "catalogue",
+            include_str!("../migrations/postgres/0005_catalogue.sql"),
         ),
     ]
     .into_iter()
@@ -61,6 +67,8 @@ fn migrator() -> Migrator {
 
 /// A constant key for the advisory lock that serialises bootstrap.
 const BOOTSTRAP_LOCK: i64 = 0x6b65_656c_0001;
+/// The advisory lock that serialises catalogue writes (each checks the whole catalogue).
+const CATALOGUE_LOCK: i64 = 0x6b65_656c_0002;
 
 /// Deadlocks and serialisation failures: the transaction can simply run again.
 fn is_retryable(code: &str) -> bool {
@@ -641,6 +649,56 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn load_catalogue(&self) -> Result<Catalogue, StoreError> {
+        let rows = catalogue_rows(&self.pool).await?;
+        Catalogue::from_rows(&rows).map_err(|e| StoreError::Other(format!("unreadable catalogue: {e}")))
+    }
+
+    async fn change_catalogue(&self, change: catalogue::Change) -> Result<Catalogue, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CATALOGUE_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let rows = catalogue_rows(&mut *tx).await?;
+        let mut catalogue =
+            Catalogue::from_rows(&rows).map_err(|e| StoreError::Other(format!("unreadable catalogue: {e}")))?;
+        let deleted = match &change {
+            catalogue::Change::Delete(_, id) => Some(id.clone()),
+            _ => None,
+        };
+        match catalogue.apply(change)? {
+            Some(row) => {
+                sqlx::query(
+                    "INSERT INTO catalogue (id, kind, name, doc, updated_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, doc = excluded.doc,
+                     updated_at = excluded.updated_at",
+                )
+                .bind(&row.id)
+                .bind(row.kind.as_str())
+                .bind(&row.name)
+                .bind(&row.doc)
+                .bind(self.clock.now().as_micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+            None => {
+                let done = sqlx::query("DELETE FROM catalogue WHERE id = $1")
+                    .bind(deleted.unwrap_or_default())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("catalogue entry".into()));
+                }
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(catalogue)
+    }
+
     async fn create_maintenance(&self, window: MaintenanceWindow) -> Result<MaintenanceWindow, StoreError> {
         sqlx::query(
             "INSERT INTO maintenance_windows (id, service, ci, starts_at, ends_at, reason, created_by, created_at)
@@ -849,6 +907,25 @@ impl PostgresStore {
         tx.commit().await.map_err(map_err)?;
         Ok(outcomes)
     }
+}
+
+async fn catalogue_rows(executor: impl sqlx::PgExecutor<'_>) -> Result<Vec<catalogue::Row>, StoreError> {
+    let rows = sqlx::query("SELECT kind, id, name, doc FROM catalogue ORDER BY kind, name")
+        .fetch_all(executor)
+        .await
+        .map_err(map_err)?;
+    rows.iter()
+        .map(|row| {
+            let kind: String = row.try_get("kind").map_err(map_err)?;
+            Ok(catalogue::Row {
+                kind: catalogue::Kind::parse(&kind)
+                    .ok_or_else(|| StoreError::Other(format!("unknown catalogue kind {kind:?}")))?,
+                id: row.try_get("id").map_err(map_err)?,
+                name: row.try_get("name").map_err(map_err)?,
+                doc: row.try_get("doc").map_err(map_err)?,
+            })
+        })
+        .collect()
 }
 
 /// Loads an incident for planning, locking its row for the transaction.

@@ -32,12 +32,14 @@ use writer::{Session, Writer};
 
 use crate::plan::{IngestContext, changes_json, classification, first_reaction, plan_ingest, policy_json};
 use crate::{Alert, AlertFilter, IngestOutcome, IngestRequest, MaintenanceWindow};
+use keel_domain::catalogue::{self, Catalogue};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_integrations.sql"),
     include_str!("../../migrations/sqlite/0003_alerts.sql"),
     include_str!("../../migrations/sqlite/0004_detection_policy.sql"),
+    include_str!("../../migrations/sqlite/0005_catalogue.sql"),
 ];
 
 /// Tuning of the SQLite adapter.
@@ -545,6 +547,60 @@ impl Store for SqliteStore {
             .await?
     }
 
+    async fn load_catalogue(&self) -> Result<Catalogue, StoreError> {
+        self.read(|conn| {
+            let rows = catalogue_rows(conn)?;
+            Catalogue::from_rows(&rows).map_err(|e| StoreError::Other(format!("unreadable catalogue: {e}")))
+        })
+        .await
+    }
+
+    async fn change_catalogue(&self, change: catalogue::Change) -> Result<Catalogue, StoreError> {
+        let clock = Arc::clone(&self.clock);
+        self.writer
+            .write(move |session| {
+                let conn = session.conn;
+                let rows = catalogue_rows(conn)?;
+                let mut catalogue =
+                    Catalogue::from_rows(&rows).map_err(|e| StoreError::Other(format!("unreadable catalogue: {e}")))?;
+                let deleted = match &change {
+                    catalogue::Change::Delete(_, id) => Some(id.clone()),
+                    _ => None,
+                };
+                match catalogue.apply(change)? {
+                    Some(row) => {
+                        conn.prepare_cached(
+                            "INSERT INTO catalogue (id, kind, name, doc, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT (id) DO UPDATE SET name = excluded.name, doc = excluded.doc,
+                             updated_at = excluded.updated_at",
+                        )
+                        .map_err(map_err)?
+                        .execute(params![
+                            row.id,
+                            row.kind.as_str(),
+                            row.name,
+                            row.doc,
+                            clock.now().as_micros()
+                        ])
+                        .map_err(map_err)?;
+                    }
+                    None => {
+                        let id = deleted.unwrap_or_default();
+                        let n = conn
+                            .prepare_cached("DELETE FROM catalogue WHERE id = ?1")
+                            .map_err(map_err)?
+                            .execute([&id])
+                            .map_err(map_err)?;
+                        if n == 0 {
+                            return Err(StoreError::NotFound("catalogue entry".into()));
+                        }
+                    }
+                }
+                Ok(catalogue)
+            })
+            .await
+    }
+
     async fn create_maintenance(&self, window: MaintenanceWindow) -> Result<MaintenanceWindow, StoreError> {
         self.writer
             .write(move |session| {
@@ -915,6 +971,25 @@ fn ingest_in(session: &mut Session<'_>, request: &IngestRequest, now: Timestamp)
         write_alert(session.conn, alert, is_new)?;
     }
     Ok(plan.outcome)
+}
+
+fn catalogue_rows(conn: &Connection) -> Result<Vec<catalogue::Row>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT kind, id, name, doc FROM catalogue ORDER BY kind, name")
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([], |row| {
+            let kind: String = row.get(0)?;
+            Ok((kind, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .map_err(map_err)?;
+    rows.map(|row| {
+        let (kind, id, name, doc): (String, String, String, String) = row.map_err(map_err)?;
+        let kind = catalogue::Kind::parse(&kind)
+            .ok_or_else(|| StoreError::Other(format!("unknown catalogue kind {kind:?}")))?;
+        Ok(catalogue::Row { kind, id, name, doc })
+    })
+    .collect()
 }
 
 fn write_alert(conn: &Connection, a: &Alert, is_new: bool) -> Result<(), StoreError> {

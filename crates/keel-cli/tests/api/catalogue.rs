@@ -1,0 +1,163 @@
+//! The service catalogue and configuration model: teams with members and a
+//! lead, services owned by teams, CIs with their services and dependencies;
+//! references checked, cycles and dangling deletes refused; an incident on
+//! a CI shows the services it impacts and the similar systems at risk.
+
+use serde_json::{Value, json};
+
+use crate::harness::{App, Engine};
+use crate::on_both_engines;
+
+on_both_engines!(
+    the_catalogue_keeps_teams_services_and_cis_consistent,
+    an_incident_on_a_ci_shows_impacted_services_and_similar_systems,
+);
+
+async fn created(app: &App, path: &str, body: Value) -> Value {
+    let answer = app.admin.post(path, body).await;
+    assert_eq!(answer.status, 201, "{path}: {}", answer.body);
+    answer.body
+}
+
+async fn the_catalogue_keeps_teams_services_and_cis_consistent(engine: Engine) {
+    let app = App::start(engine).await;
+    let team = created(
+        &app,
+        "/api/v1/teams",
+        json!({"name": "Web", "lead": app.agent.id, "members": [app.manager.id], "wip_limits": {"accepted": 3}}),
+    )
+    .await;
+    assert_eq!(
+        team["members"],
+        json!([app.agent.id, app.manager.id]),
+        "the lead is a member"
+    );
+    app.admin
+        .post("/api/v1/teams", json!({"name": "Ghosts", "members": ["no-such-user"]}))
+        .await
+        .problem(422);
+    app.admin
+        .post("/api/v1/teams", json!({"name": "Web"}))
+        .await
+        .problem(422);
+    app.admin
+        .post("/api/v1/teams", json!({"name": "X", "wip_limits": {"closed": 1}}))
+        .await
+        .problem(422);
+
+    let shop = created(
+        &app,
+        "/api/v1/services",
+        json!({"name": "Web shop", "team": "Web", "criticality": "critical"}),
+    )
+    .await;
+    assert_eq!(shop["team"], team["id"], "a team named is stored by id");
+    app.admin
+        .post("/api/v1/services", json!({"name": "Orphan", "team": "Nobody"}))
+        .await
+        .problem(422);
+    app.admin
+        .post("/api/v1/services", json!({"name": "Odd", "criticality": "meh"}))
+        .await
+        .problem(422);
+
+    let db = created(&app, "/api/v1/cis", json!({"name": "db-1", "kind": "database"})).await;
+    let app_ci = created(
+        &app,
+        "/api/v1/cis",
+        json!({"name": "app-1", "kind": "server", "services": ["Web shop"], "depends_on": ["db-1"]}),
+    )
+    .await;
+    assert_eq!(app_ci["depends_on"], json!([db["id"]]));
+    let cycle = app
+        .admin
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/cis/db-1",
+            Some(json!({"depends_on": ["app-1"]})),
+        )
+        .await;
+    assert!(cycle.problem(422).contains("depend on itself"), "{}", cycle.body);
+
+    let in_use = app.admin.call(reqwest::Method::DELETE, "/api/v1/cis/db-1", None).await;
+    assert!(in_use.problem(409).contains("app-1"));
+    app.admin
+        .call(reqwest::Method::DELETE, "/api/v1/teams/Web", None)
+        .await
+        .problem(409);
+
+    let by_name = app.agent.get("/api/v1/services/Web%20shop").await;
+    assert_eq!(by_name.ok()["id"], shop["id"]);
+    app.agent.get("/api/v1/cis/nope").await.problem(404);
+    let patched = app
+        .admin
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/teams/{}", team["id"].as_str().expect("id")),
+            Some(json!({"description": "Runs the shop"})),
+        )
+        .await;
+    assert_eq!(patched.ok()["description"], "Runs the shop");
+    assert_eq!(
+        patched.body["wip_limits"]["accepted"], 3,
+        "PATCH keeps what it does not name"
+    );
+
+    let deleted = app.admin.call(reqwest::Method::DELETE, "/api/v1/cis/app-1", None).await;
+    assert_eq!(deleted.status, 204);
+    let deleted = app.admin.call(reqwest::Method::DELETE, "/api/v1/cis/db-1", None).await;
+    assert_eq!(deleted.status, 204, "nothing depends on it any more");
+    let listed = app.agent.get("/api/v1/cis").await;
+    assert_eq!(listed.ok()["items"].as_array().map(Vec::len), Some(0));
+}
+
+async fn an_incident_on_a_ci_shows_impacted_services_and_similar_systems(engine: Engine) {
+    let app = App::start(engine).await;
+    for service in ["Shop", "Search", "Reports"] {
+        created(&app, "/api/v1/services", json!({"name": service})).await;
+    }
+    created(&app, "/api/v1/cis", json!({"name": "san", "kind": "storage"})).await;
+    created(
+        &app,
+        "/api/v1/cis",
+        json!({"name": "db-1", "kind": "database", "depends_on": ["san"]}),
+    )
+    .await;
+    created(
+        &app,
+        "/api/v1/cis",
+        json!({"name": "db-2", "kind": "database", "services": ["Reports"], "depends_on": ["san"]}),
+    )
+    .await;
+    for (name, service) in [("app-1", "Shop"), ("app-2", "Search")] {
+        created(
+            &app,
+            "/api/v1/cis",
+            json!({"name": name, "kind": "server", "services": [service], "depends_on": ["db-1"]}),
+        )
+        .await;
+    }
+    let incident = app.agent.incident(json!({"title": "db-1 is slow", "ci": "db-1"})).await;
+    let impact = app
+        .agent
+        .get(&format!(
+            "/api/v1/incidents/{}/impact",
+            incident["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(impact.ok()["impacted_services"], json!(["Search", "Shop"]));
+    assert_eq!(impact.body["dependants"], json!(["app-1", "app-2"]));
+    assert_eq!(impact.body["similar_systems"], json!(["db-2"]));
+    let unknown = app
+        .agent
+        .incident(json!({"title": "?", "ci": "not-in-catalogue"}))
+        .await;
+    let impact = app
+        .agent
+        .get(&format!(
+            "/api/v1/incidents/{}/impact",
+            unknown["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(impact.ok()["impacted_services"], json!([]));
+}
