@@ -7,6 +7,7 @@
 //! addressed by id or by their unique name.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -245,7 +246,57 @@ fn ci_from(base: Ci, input: CiInput) -> Ci {
 }
 
 async fn change(state: &AppState, change: Change) -> ApiResult<Catalogue> {
-    Ok(state.store.change_catalogue(change).await?)
+    let catalogue = state.store.change_catalogue(change).await?;
+    state.catalogue_cache.clear();
+    Ok(catalogue)
+}
+
+/// How long a node trusts the team owners it derived from the catalogue.
+const OWNERS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Who owns a team's new event incidents, derived from the catalogue and
+/// kept for a second, so a stream of events does not read the catalogue
+/// once per event.
+#[derive(Default)]
+pub struct CatalogueCache {
+    owners: std::sync::Mutex<Option<(std::time::Instant, Arc<BTreeMap<String, UserId>>)>>,
+}
+
+impl CatalogueCache {
+    fn clear(&self) {
+        if let Ok(mut owners) = self.owners.lock() {
+            *owners = None;
+        }
+    }
+}
+
+impl AppState {
+    /// Team (by name and by id) → the person who owns its new event
+    /// incidents: the team's lead (on-call comes with schedules).
+    ///
+    /// # Errors
+    /// When the catalogue cannot be read.
+    pub async fn team_owners(&self) -> Result<Arc<BTreeMap<String, UserId>>, keel_store::StoreError> {
+        if let Ok(owners) = self.catalogue_cache.owners.lock()
+            && let Some((at, owners)) = owners.as_ref()
+            && at.elapsed() < OWNERS_TTL
+        {
+            return Ok(Arc::clone(owners));
+        }
+        let catalogue = self.store.load_catalogue().await?;
+        let mut owners = BTreeMap::new();
+        for team in &catalogue.teams {
+            if let Some(lead) = &team.lead {
+                owners.insert(team.name.clone(), lead.clone());
+                owners.insert(team.id.clone(), lead.clone());
+            }
+        }
+        let owners = Arc::new(owners);
+        if let Ok(mut cached) = self.catalogue_cache.owners.lock() {
+            *cached = Some((std::time::Instant::now(), Arc::clone(&owners)));
+        }
+        Ok(owners)
+    }
 }
 
 fn found<'a, T>(item: Option<&'a T>, kind: Kind) -> ApiResult<&'a T> {

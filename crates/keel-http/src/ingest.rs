@@ -5,7 +5,7 @@
 //! key check and rate limit every format shares, and ingest metrics.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Json;
@@ -134,12 +134,14 @@ pub(crate) async fn ingest_signals(
     format: &'static str,
     started: Instant,
 ) -> Result<Vec<IngestOutcome>, keel_store::StoreError> {
+    let team_owners = state.team_owners().await?;
     let requests = signals
         .into_iter()
         .map(|signal| IngestRequest {
             integration: integration.clone(),
             signal,
             matrix: state.matrix.clone(),
+            team_owners: Arc::clone(&team_owners),
         })
         .collect();
     let outcomes = state.store.ingest_batch(requests).await?;

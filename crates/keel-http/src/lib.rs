@@ -5,7 +5,7 @@
 
 pub mod alertmanager;
 pub mod auth;
-mod catalogue;
+pub mod catalogue;
 mod dto;
 pub mod error;
 mod extract;
@@ -65,6 +65,7 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenCache>,
     pub ingest_limit: Arc<ingest::RateLimiter>,
     pub integrations: Arc<ingest::IntegrationCache>,
+    pub catalogue_cache: Arc<catalogue::CatalogueCache>,
     pub metrics: PrometheusHandle,
     pub openapi: Arc<utoipa::openapi::OpenApi>,
 }
@@ -80,6 +81,7 @@ impl AppState {
             tokens: Arc::new(auth::TokenCache::default()),
             ingest_limit: Arc::new(ingest::RateLimiter::new(None)),
             integrations: Arc::new(ingest::IntegrationCache::default()),
+            catalogue_cache: Arc::new(catalogue::CatalogueCache::default()),
             metrics: metrics_handle(),
             openapi: Arc::new(openapi_document()),
         }

@@ -319,6 +319,9 @@ pub struct IngestRequest {
     pub integration: Integration,
     pub signal: Signal,
     pub matrix: Arc<PriorityMatrix>,
+    /// Who owns a new incident of a team (by team name and by id): its
+    /// on-call person, else its lead. A team not listed: the integration's creator.
+    pub team_owners: Arc<std::collections::BTreeMap<String, keel_domain::UserId>>,
 }
 
 /// What a signal did.

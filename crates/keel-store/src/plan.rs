@@ -157,6 +157,7 @@ pub fn registration_for(
     signal: &Signal,
     integration: &Integration,
     class: &Classification,
+    team_owners: &std::collections::BTreeMap<String, UserId>,
     now: Timestamp,
 ) -> (RegistrationInput, Claimed) {
     let title: String = signal.summary.chars().take(MAX_TITLE).collect();
@@ -191,6 +192,7 @@ pub fn registration_for(
         team: class.team.clone(),
         major: class.major,
         classified_by: class.rule.clone(),
+        owner: class.team.as_ref().and_then(|t| team_owners.get(t)).cloned(),
         ..RegistrationInput::default()
     };
     let claimed = Claimed {
@@ -328,7 +330,7 @@ pub fn plan_ingest(request: &IngestRequest, context: IngestContext, now: Timesta
                 let id = match target {
                     Some(id) => id,
                     None => {
-                        let (input, claimed) = registration_for(signal, integration, &class, now);
+                        let (input, claimed) = registration_for(signal, integration, &class, &request.team_owners, now);
                         let request = RegisterRequest {
                             id: uuid::Uuid::now_v7().to_string(),
                             input,
@@ -546,6 +548,7 @@ mod tests {
                 links: Vec::new(),
             },
             matrix: Arc::new(PriorityMatrix::default()),
+            team_owners: Arc::default(),
         }
     }
 

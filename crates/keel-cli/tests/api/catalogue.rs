@@ -11,6 +11,7 @@ use crate::on_both_engines;
 on_both_engines!(
     the_catalogue_keeps_teams_services_and_cis_consistent,
     an_incident_on_a_ci_shows_impacted_services_and_similar_systems,
+    event_incidents_of_a_team_are_owned_by_its_lead,
 );
 
 async fn created(app: &App, path: &str, body: Value) -> Value {
@@ -160,4 +161,30 @@ async fn an_incident_on_a_ci_shows_impacted_services_and_similar_systems(engine:
         ))
         .await;
     assert_eq!(impact.ok()["impacted_services"], json!([]));
+}
+
+async fn event_incidents_of_a_team_are_owned_by_its_lead(engine: Engine) {
+    let app = App::start(engine).await;
+    created(&app, "/api/v1/teams", json!({"name": "Web", "lead": app.manager.id})).await;
+    let integration = created(
+        &app,
+        "/api/v1/integrations",
+        json!({"name": "Prometheus", "kind": "generic", "team": "Web"}),
+    )
+    .await;
+    let key = integration["key"].as_str().expect("key");
+    let sent = app
+        .admin
+        .send(
+            app.admin
+                .http
+                .post(format!("{}/api/v1/integrations/{key}/events", app.admin.base)),
+            Some(json!({"summary": "Checkout down"})),
+        )
+        .await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    let id = sent.body["alert"]["incident"].as_str().expect("incident");
+    let incident = app.agent.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(incident.ok()["owner"], json!(app.manager.id), "the team's lead owns it");
+    assert_eq!(incident.body["team"], "Web");
 }
