@@ -254,12 +254,15 @@ async fn change(state: &AppState, change: Change) -> ApiResult<Catalogue> {
 /// How long a node trusts the team owners it derived from the catalogue.
 const OWNERS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Team (name and id) → owner of its new event incidents.
+type TeamOwners = Arc<BTreeMap<String, UserId>>;
+
 /// Who owns a team's new event incidents, derived from the catalogue and
 /// kept for a second, so a stream of events does not read the catalogue
 /// once per event.
 #[derive(Default)]
 pub struct CatalogueCache {
-    owners: std::sync::Mutex<Option<(std::time::Instant, Arc<BTreeMap<String, UserId>>)>>,
+    owners: std::sync::Mutex<Option<(std::time::Instant, TeamOwners)>>,
 }
 
 impl CatalogueCache {
@@ -299,7 +302,7 @@ impl AppState {
     }
 }
 
-fn found<'a, T>(item: Option<&'a T>, kind: Kind) -> ApiResult<&'a T> {
+fn found<T>(item: Option<&T>, kind: Kind) -> ApiResult<&T> {
     item.ok_or_else(|| not_found(kind))
 }
 
