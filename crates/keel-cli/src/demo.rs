@@ -206,6 +206,8 @@ pub async fn fill(store: &dyn Store, clock: &dyn Clock, matrix: Arc<PriorityMatr
                 actor: reporter.clone(),
                 claimed: at(0),
                 matrix: Arc::clone(&matrix),
+                rules: Arc::default(),
+                labels: std::collections::BTreeMap::new(),
             })
             .await?;
         let target = IncidentRef::Id(incident.id.clone());

@@ -1,7 +1,7 @@
 //! The service catalogue and configuration model: teams (members, a lead,
 //! work-in-progress limits), services (owner team, criticality) and
 //! configuration items (the services they support, the CIs they depend
-//! on). Pure data with its rules: names unique per kind, references that
+//! on), stored with the classification rules that refer to them. Pure data with its rules: names unique per kind, references that
 //! resolve, a dependency graph without cycles — and the questions an
 //! incident asks of it: which services does a failing CI impact, and which
 //! similar systems may be affected too.
@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::Rule;
 use crate::{DomainError, MAX_SHORT, MAX_TEXT, State, UserId};
 
 /// The kinds of catalogue object.
@@ -19,6 +20,8 @@ pub enum Kind {
     Team,
     Service,
     Ci,
+    /// A classification rule (kept with the catalogue it refers to).
+    Rule,
 }
 
 impl Kind {
@@ -29,13 +32,14 @@ impl Kind {
             Kind::Team => "team",
             Kind::Service => "service",
             Kind::Ci => "ci",
+            Kind::Rule => "rule",
         }
     }
 
     /// Parses a wire name.
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
-        [Kind::Team, Kind::Service, Kind::Ci]
+        [Kind::Team, Kind::Service, Kind::Ci, Kind::Rule]
             .into_iter()
             .find(|k| k.as_str() == text)
     }
@@ -106,6 +110,7 @@ pub struct Catalogue {
     pub teams: Vec<Team>,
     pub services: Vec<Service>,
     pub cis: Vec<Ci>,
+    pub rules: Vec<Rule>,
 }
 
 /// A write to the catalogue.
@@ -114,6 +119,7 @@ pub enum Change {
     PutTeam(Team),
     PutService(Service),
     PutCi(Ci),
+    PutRule(Rule),
     Delete(Kind, String),
 }
 
@@ -233,6 +239,12 @@ impl Catalogue {
         self.services.iter().find(|s| s.id == key || s.name == key)
     }
 
+    /// The rule with this id or name.
+    #[must_use]
+    pub fn rule(&self, key: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == key || r.name == key)
+    }
+
     /// The CI with this id or name.
     #[must_use]
     pub fn ci(&self, key: &str) -> Option<&Ci> {
@@ -313,6 +325,7 @@ impl Catalogue {
                 Kind::Team => catalogue.teams.iter().any(|t| t.id != id && t.name == name),
                 Kind::Service => catalogue.services.iter().any(|s| s.id != id && s.name == name),
                 Kind::Ci => catalogue.cis.iter().any(|c| c.id != id && c.name == name),
+                Kind::Rule => catalogue.rules.iter().any(|r| r.id != id && r.name == name),
             };
             if clash {
                 Err(DomainError::Invalid(format!(
@@ -376,6 +389,14 @@ impl Catalogue {
                 self.cis.push(ci);
                 Ok(Some(stored))
             }
+            Change::PutRule(rule) => {
+                let rule = rule.checked()?;
+                taken(Kind::Rule, &rule.id, &rule.name, self)?;
+                let stored = row(Kind::Rule, &rule.id, &rule.name, serde_json::to_string(&rule))?;
+                self.rules.retain(|r| r.id != rule.id);
+                self.rules.push(rule);
+                Ok(Some(stored))
+            }
             Change::Delete(kind, id) => {
                 let referrers = self.referrers(kind, &id);
                 if !referrers.is_empty() {
@@ -388,6 +409,7 @@ impl Catalogue {
                     Kind::Team => self.teams.retain(|t| t.id != id),
                     Kind::Service => self.services.retain(|s| s.id != id),
                     Kind::Ci => self.cis.retain(|c| c.id != id),
+                    Kind::Rule => self.rules.retain(|r| r.id != id),
                 }
                 Ok(None)
             }
@@ -405,6 +427,7 @@ impl Catalogue {
                 Kind::Team => catalogue.teams.push(serde_json::from_str(&row.doc)?),
                 Kind::Service => catalogue.services.push(serde_json::from_str(&row.doc)?),
                 Kind::Ci => catalogue.cis.push(serde_json::from_str(&row.doc)?),
+                Kind::Rule => catalogue.rules.push(serde_json::from_str(&row.doc)?),
             }
         }
         Ok(catalogue)
@@ -433,6 +456,7 @@ impl Catalogue {
                 .filter(|c| c.depends_on.iter().any(|d| d == id))
                 .map(|c| format!("CI {}", c.name))
                 .collect(),
+            Kind::Rule => Vec::new(),
         }
     }
 
@@ -529,6 +553,7 @@ mod tests {
                 ci("app-1", "server", &["shop"], &["db-1"]),
                 ci("app-2", "server", &["search"], &["db-1"]),
             ],
+            rules: Vec::new(),
         }
     }
 

@@ -19,6 +19,7 @@ mod incident;
 mod lifecycle;
 pub mod oncall;
 mod priority;
+pub mod rules;
 pub mod sla;
 mod time;
 pub mod timeline;
@@ -29,7 +30,7 @@ pub use error::DomainError;
 pub use incident::{Closure, Incident, Resolution, apply, fold};
 pub use lifecycle::{
     Change, ClassificationPatch, ClosureInput, Command, MAX_SHORT, MAX_TEXT, MAX_TITLE, Registration,
-    RegistrationInput, decide, register,
+    RegistrationInput, decide, register, register_classified,
 };
 pub use priority::{Priority, PriorityMatrix};
 pub use time::Timestamp;

@@ -484,11 +484,30 @@ pub fn register(
     actor: &Actor,
     matrix: &PriorityMatrix,
 ) -> Result<Change, DomainError> {
+    register_classified(input, &[], &std::collections::BTreeMap::new(), number, actor, matrix)
+}
+
+/// Like [`register`], after classification `rules` (with the signal's
+/// `labels`, for event incidents) fill the fields the registration left
+/// empty. What a rule sets is the system's doing: an end user may not set
+/// team or major, but a rule may set them on the end user's report.
+///
+/// # Errors
+/// As [`register`]; checked on the input before the rules apply.
+pub fn register_classified(
+    mut input: RegistrationInput,
+    rules: &[crate::rules::Rule],
+    labels: &std::collections::BTreeMap<String, String>,
+    number: i64,
+    actor: &Actor,
+    matrix: &PriorityMatrix,
+) -> Result<Change, DomainError> {
     if !actor.role.is_staff() && (input.owner.is_some() || input.team.is_some() || input.major) {
         return Err(DomainError::Forbidden(
             "end users cannot set owner, team or major when reporting".into(),
         ));
     }
+    crate::rules::classify(rules, &mut input, labels);
     let impact = input.impact.unwrap_or(Impact::DEFAULT);
     let urgency = input.urgency.unwrap_or(Urgency::DEFAULT);
     Ok(Change::Registered(Registration {

@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use keel_domain::catalogue::{Catalogue, Change, Ci, Criticality, Impact, Kind, Service, Team};
 use keel_domain::{Role, UserId, can_view};
-use keel_store::IncidentRef;
+use keel_store::{IncidentRef, Routing};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -186,6 +186,7 @@ fn not_found(kind: Kind) -> ApiError {
         Kind::Team => "team",
         Kind::Service => "service",
         Kind::Ci => "CI",
+        Kind::Rule => "rule",
     })
 }
 
@@ -245,7 +246,7 @@ fn ci_from(base: Ci, input: CiInput) -> Ci {
     }
 }
 
-async fn change(state: &AppState, change: Change) -> ApiResult<Catalogue> {
+pub(crate) async fn change(state: &AppState, change: Change) -> ApiResult<Catalogue> {
     let catalogue = state.store.change_catalogue(change).await?;
     state.catalogue_cache.clear();
     Ok(catalogue)
@@ -254,55 +255,55 @@ async fn change(state: &AppState, change: Change) -> ApiResult<Catalogue> {
 /// How long a node trusts the team owners it derived from the catalogue.
 const OWNERS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Team (name and id) → owner of its new event incidents.
-type TeamOwners = Arc<BTreeMap<String, UserId>>;
-
-/// Who owns a team's new event incidents, derived from the catalogue and
-/// kept for a second, so a stream of events does not read the catalogue
-/// once per event.
+/// What routing needs from the catalogue (rules, team owners), derived and
+/// kept for a second, so a stream of events or reports does not read the
+/// catalogue once each.
 #[derive(Default)]
 pub struct CatalogueCache {
-    owners: std::sync::Mutex<Option<(std::time::Instant, TeamOwners)>>,
+    routing: std::sync::Mutex<Option<(std::time::Instant, Arc<Routing>)>>,
 }
 
 impl CatalogueCache {
     fn clear(&self) {
-        if let Ok(mut owners) = self.owners.lock() {
-            *owners = None;
+        if let Ok(mut routing) = self.routing.lock() {
+            *routing = None;
         }
     }
 }
 
 impl AppState {
-    /// Team (by name and by id) → the person who owns its new event
-    /// incidents: the team's lead (on-call comes with schedules).
+    /// The classification rules and who owns each team's new incidents: the
+    /// team's lead (on-call comes with schedules).
     ///
     /// # Errors
     /// When the catalogue cannot be read.
-    pub async fn team_owners(&self) -> Result<Arc<BTreeMap<String, UserId>>, keel_store::StoreError> {
-        if let Ok(owners) = self.catalogue_cache.owners.lock()
-            && let Some((at, owners)) = owners.as_ref()
+    pub async fn routing(&self) -> Result<Arc<Routing>, keel_store::StoreError> {
+        if let Ok(cached) = self.catalogue_cache.routing.lock()
+            && let Some((at, routing)) = cached.as_ref()
             && at.elapsed() < OWNERS_TTL
         {
-            return Ok(Arc::clone(owners));
+            return Ok(Arc::clone(routing));
         }
         let catalogue = self.store.load_catalogue().await?;
-        let mut owners = BTreeMap::new();
+        let mut team_owners = BTreeMap::new();
         for team in &catalogue.teams {
             if let Some(lead) = &team.lead {
-                owners.insert(team.name.clone(), lead.clone());
-                owners.insert(team.id.clone(), lead.clone());
+                team_owners.insert(team.name.clone(), lead.clone());
+                team_owners.insert(team.id.clone(), lead.clone());
             }
         }
-        let owners = Arc::new(owners);
-        if let Ok(mut cached) = self.catalogue_cache.owners.lock() {
-            *cached = Some((std::time::Instant::now(), Arc::clone(&owners)));
+        let routing = Arc::new(Routing {
+            rules: Arc::new(catalogue.rules),
+            team_owners,
+        });
+        if let Ok(mut cached) = self.catalogue_cache.routing.lock() {
+            *cached = Some((std::time::Instant::now(), Arc::clone(&routing)));
         }
-        Ok(owners)
+        Ok(routing)
     }
 }
 
-fn found<T>(item: Option<&T>, kind: Kind) -> ApiResult<&T> {
+pub(crate) fn found<T>(item: Option<&T>, kind: Kind) -> ApiResult<&T> {
     item.ok_or_else(|| not_found(kind))
 }
 

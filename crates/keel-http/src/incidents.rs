@@ -2,6 +2,8 @@
 //! the timeline and verify it. Handlers parse and authorise; the store runs
 //! the domain's rules inside its write transaction.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -117,6 +119,8 @@ pub async fn create(
         actor: auth.actor,
         claimed,
         matrix: state.matrix.clone(),
+        rules: Arc::clone(&state.routing().await?.rules),
+        labels: std::collections::BTreeMap::new(),
     };
     let incident = state.store.register(request).await?;
     metrics::counter!("keel_incidents_registered_total").increment(1);

@@ -134,14 +134,14 @@ pub(crate) async fn ingest_signals(
     format: &'static str,
     started: Instant,
 ) -> Result<Vec<IngestOutcome>, keel_store::StoreError> {
-    let team_owners = state.team_owners().await?;
+    let routing = state.routing().await?;
     let requests = signals
         .into_iter()
         .map(|signal| IngestRequest {
             integration: integration.clone(),
             signal,
             matrix: state.matrix.clone(),
-            team_owners: Arc::clone(&team_owners),
+            routing: Arc::clone(&routing),
         })
         .collect();
     let outcomes = state.store.ingest_batch(requests).await?;

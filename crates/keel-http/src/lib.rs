@@ -15,6 +15,7 @@ mod integrations;
 mod maintenance;
 mod ops;
 pub mod pagerduty;
+mod rules;
 mod users;
 
 use std::sync::{Arc, OnceLock};
@@ -250,6 +251,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalogue::create_ci, catalogue::list_cis))
         .routes(routes!(catalogue::show_ci, catalogue::patch_ci, catalogue::delete_ci))
         .routes(routes!(catalogue::impact))
+        .routes(routes!(rules::create, rules::list))
+        .routes(routes!(rules::show, rules::patch, rules::delete))
 }
 
 /// The whole application.

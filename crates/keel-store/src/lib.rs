@@ -319,9 +319,17 @@ pub struct IngestRequest {
     pub integration: Integration,
     pub signal: Signal,
     pub matrix: Arc<PriorityMatrix>,
-    /// Who owns a new incident of a team (by team name and by id): its
-    /// on-call person, else its lead. A team not listed: the integration's creator.
-    pub team_owners: Arc<std::collections::BTreeMap<String, keel_domain::UserId>>,
+    /// Who owns new incidents of which team, and the classification rules.
+    pub routing: Arc<Routing>,
+}
+
+/// What routing a new incident needs: the classification rules, and who
+/// owns a team's new incidents (by team name and by id: its on-call person,
+/// else its lead; a team not listed: the integration's creator).
+#[derive(Clone, Debug, Default)]
+pub struct Routing {
+    pub rules: Arc<Vec<keel_domain::rules::Rule>>,
+    pub team_owners: std::collections::BTreeMap<String, keel_domain::UserId>,
 }
 
 /// What a signal did.
@@ -399,6 +407,10 @@ pub struct RegisterRequest {
     pub actor: Actor,
     pub claimed: Claimed,
     pub matrix: Arc<PriorityMatrix>,
+    /// Classification rules that fill what the input left empty.
+    pub rules: Arc<Vec<keel_domain::rules::Rule>>,
+    /// The signal's labels, for rules on event incidents.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Applying a command to an existing incident.

@@ -7,7 +7,7 @@ use keel_domain::detection::{
 };
 use keel_domain::timeline::{GENESIS_HASH, seal};
 use keel_domain::{Actor, Channel, Claimed, Command, MAX_TEXT, MAX_TITLE, RegistrationInput, Role, Source, UserId};
-use keel_domain::{Entry, Incident, State, Timestamp, apply, decide, register};
+use keel_domain::{Entry, Incident, State, Timestamp, apply, decide, register_classified};
 
 use crate::{Alert, ExecuteRequest, IngestOutcome, IngestRequest, Integration, RegisterRequest, Signal, StoreError};
 
@@ -24,7 +24,14 @@ pub struct Planned {
 /// When the domain refuses the registration.
 pub fn plan_registration(request: &RegisterRequest, number: i64, now: Timestamp) -> Result<Planned, StoreError> {
     request.claimed.check(now)?;
-    let change = register(request.input.clone(), number, &request.actor, &request.matrix)?;
+    let change = register_classified(
+        request.input.clone(),
+        &request.rules,
+        &request.labels,
+        number,
+        &request.actor,
+        &request.matrix,
+    )?;
     let entry = seal(
         &request.id,
         1,
@@ -330,13 +337,16 @@ pub fn plan_ingest(request: &IngestRequest, context: IngestContext, now: Timesta
                 let id = match target {
                     Some(id) => id,
                     None => {
-                        let (input, claimed) = registration_for(signal, integration, &class, &request.team_owners, now);
+                        let (input, claimed) =
+                            registration_for(signal, integration, &class, &request.routing.team_owners, now);
                         let request = RegisterRequest {
                             id: uuid::Uuid::now_v7().to_string(),
                             input,
                             actor: actor.clone(),
                             claimed,
                             matrix: std::sync::Arc::clone(&request.matrix),
+                            rules: std::sync::Arc::clone(&request.routing.rules),
+                            labels: signal.labels.clone(),
                         };
                         let id = request.id.clone();
                         register = Some(request);
@@ -548,7 +558,7 @@ mod tests {
                 links: Vec::new(),
             },
             matrix: Arc::new(PriorityMatrix::default()),
-            team_owners: Arc::default(),
+            routing: Arc::default(),
         }
     }
 

@@ -12,6 +12,7 @@ on_both_engines!(
     the_catalogue_keeps_teams_services_and_cis_consistent,
     an_incident_on_a_ci_shows_impacted_services_and_similar_systems,
     event_incidents_of_a_team_are_owned_by_its_lead,
+    classification_rules_apply_to_reports_and_events,
 );
 
 async fn created(app: &App, path: &str, body: Value) -> Value {
@@ -187,4 +188,87 @@ async fn event_incidents_of_a_team_are_owned_by_its_lead(engine: Engine) {
     let incident = app.agent.get(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(incident.ok()["owner"], json!(app.manager.id), "the team's lead owns it");
     assert_eq!(incident.body["team"], "Web");
+}
+
+async fn classification_rules_apply_to_reports_and_events(engine: Engine) {
+    let app = App::start(engine).await;
+    let vpn = created(
+        &app,
+        "/api/v1/rules",
+        json!({"name": "vpn", "position": 10, "when": {"title": "*vpn*"},
+               "then": {"category": "network", "team": "Net", "impact": 2}}),
+    )
+    .await;
+    created(
+        &app,
+        "/api/v1/rules",
+        json!({"name": "prod events", "position": 20, "when": {"labels.env": "prod", "source": "monitoring"},
+               "then": {"major": true, "category": "production"}}),
+    )
+    .await;
+    app.admin
+        .post(
+            "/api/v1/rules",
+            json!({"name": "bad", "when": {"colour": "red"}, "then": {"category": "x"}}),
+        )
+        .await
+        .problem(422);
+    app.agent
+        .post("/api/v1/rules", json!({"name": "x", "then": {"category": "x"}}))
+        .await
+        .problem(403);
+    let listed = app.agent.get("/api/v1/rules").await;
+    let names: Vec<&str> = listed.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, ["vpn", "prod events"], "in the order they are tried");
+
+    let report = app.user.incident(json!({"title": "My VPN keeps dropping"})).await;
+    assert_eq!(report["team"], "Net", "a rule may route an end user's report");
+    assert_eq!(report["category"], "network");
+    assert_eq!(report["impact"], 2);
+    let timeline = app
+        .agent
+        .get(&format!(
+            "/api/v1/incidents/{}/timeline",
+            report["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(timeline.ok()["items"][0]["data"]["classified_by"], "vpn");
+    let own = app
+        .agent
+        .incident(json!({"title": "vpn for the CEO", "category": "vip"}))
+        .await;
+    assert_eq!(own["category"], "vip", "what the reporter chose stays");
+
+    let integration = created(&app, "/api/v1/integrations", json!({"name": "Prom", "kind": "generic"})).await;
+    let key = integration["key"].as_str().expect("key");
+    let sent = app
+        .admin
+        .send(
+            app.admin
+                .http
+                .post(format!("{}/api/v1/integrations/{key}/events", app.admin.base)),
+            Some(json!({"summary": "Checkout latency", "labels": {"env": "prod"}})),
+        )
+        .await;
+    let id = sent.body["alert"]["incident"].as_str().expect("incident");
+    let incident = app.agent.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(incident.ok()["major"], true);
+    assert_eq!(incident.body["category"], "production");
+
+    let disabled = app
+        .admin
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/rules/{}", vpn["id"].as_str().expect("id")),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(disabled.ok()["enabled"], false);
+    let later = app.user.incident(json!({"title": "VPN again"})).await;
+    assert_eq!(later["team"], Value::Null, "a disabled rule no longer applies");
 }
