@@ -22,6 +22,8 @@ pub enum Kind {
     Ci,
     /// A classification rule (kept with the catalogue it refers to).
     Rule,
+    /// A team's on-call schedule.
+    Schedule,
 }
 
 impl Kind {
@@ -33,13 +35,14 @@ impl Kind {
             Kind::Service => "service",
             Kind::Ci => "ci",
             Kind::Rule => "rule",
+            Kind::Schedule => "schedule",
         }
     }
 
     /// Parses a wire name.
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
-        [Kind::Team, Kind::Service, Kind::Ci, Kind::Rule]
+        [Kind::Team, Kind::Service, Kind::Ci, Kind::Rule, Kind::Schedule]
             .into_iter()
             .find(|k| k.as_str() == text)
     }
@@ -104,6 +107,16 @@ pub struct Ci {
     pub depends_on: Vec<String>,
 }
 
+/// A team's on-call schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamSchedule {
+    pub id: String,
+    pub name: String,
+    /// The team's id.
+    pub team: String,
+    pub schedule: crate::oncall::Schedule,
+}
+
 /// The whole catalogue, as loaded for a check or a question.
 #[derive(Clone, Debug, Default)]
 pub struct Catalogue {
@@ -111,6 +124,7 @@ pub struct Catalogue {
     pub services: Vec<Service>,
     pub cis: Vec<Ci>,
     pub rules: Vec<Rule>,
+    pub schedules: Vec<TeamSchedule>,
 }
 
 /// A write to the catalogue.
@@ -120,6 +134,7 @@ pub enum Change {
     PutService(Service),
     PutCi(Ci),
     PutRule(Rule),
+    PutSchedule(TeamSchedule),
     Delete(Kind, String),
 }
 
@@ -245,6 +260,12 @@ impl Catalogue {
         self.rules.iter().find(|r| r.id == key || r.name == key)
     }
 
+    /// The schedule with this id or name.
+    #[must_use]
+    pub fn schedule(&self, key: &str) -> Option<&TeamSchedule> {
+        self.schedules.iter().find(|s| s.id == key || s.name == key)
+    }
+
     /// The CI with this id or name.
     #[must_use]
     pub fn ci(&self, key: &str) -> Option<&Ci> {
@@ -326,6 +347,7 @@ impl Catalogue {
                 Kind::Service => catalogue.services.iter().any(|s| s.id != id && s.name == name),
                 Kind::Ci => catalogue.cis.iter().any(|c| c.id != id && c.name == name),
                 Kind::Rule => catalogue.rules.iter().any(|r| r.id != id && r.name == name),
+                Kind::Schedule => catalogue.schedules.iter().any(|r| r.id != id && r.name == name),
             };
             if clash {
                 Err(DomainError::Invalid(format!(
@@ -397,6 +419,24 @@ impl Catalogue {
                 self.rules.push(rule);
                 Ok(Some(stored))
             }
+            Change::PutSchedule(mut schedule) => {
+                schedule.name = name("schedule", &schedule.name)?;
+                schedule.team = self
+                    .team(&schedule.team)
+                    .map(|t| t.id.clone())
+                    .ok_or_else(|| DomainError::Invalid(format!("no team {:?}", schedule.team)))?;
+                schedule.schedule.validate()?;
+                taken(Kind::Schedule, &schedule.id, &schedule.name, self)?;
+                let stored = row(
+                    Kind::Schedule,
+                    &schedule.id,
+                    &schedule.name,
+                    serde_json::to_string(&schedule),
+                )?;
+                self.schedules.retain(|s| s.id != schedule.id);
+                self.schedules.push(schedule);
+                Ok(Some(stored))
+            }
             Change::Delete(kind, id) => {
                 let referrers = self.referrers(kind, &id);
                 if !referrers.is_empty() {
@@ -410,6 +450,7 @@ impl Catalogue {
                     Kind::Service => self.services.retain(|s| s.id != id),
                     Kind::Ci => self.cis.retain(|c| c.id != id),
                     Kind::Rule => self.rules.retain(|r| r.id != id),
+                    Kind::Schedule => self.schedules.retain(|s| s.id != id),
                 }
                 Ok(None)
             }
@@ -428,6 +469,7 @@ impl Catalogue {
                 Kind::Service => catalogue.services.push(serde_json::from_str(&row.doc)?),
                 Kind::Ci => catalogue.cis.push(serde_json::from_str(&row.doc)?),
                 Kind::Rule => catalogue.rules.push(serde_json::from_str(&row.doc)?),
+                Kind::Schedule => catalogue.schedules.push(serde_json::from_str(&row.doc)?),
             }
         }
         Ok(catalogue)
@@ -443,6 +485,12 @@ impl Catalogue {
                 .iter()
                 .filter(|s| s.team.as_deref() == Some(id))
                 .map(|s| format!("service {}", s.name))
+                .chain(
+                    self.schedules
+                        .iter()
+                        .filter(|s| s.team == id)
+                        .map(|s| format!("schedule {}", s.name)),
+                )
                 .collect(),
             Kind::Service => self
                 .cis
@@ -456,7 +504,7 @@ impl Catalogue {
                 .filter(|c| c.depends_on.iter().any(|d| d == id))
                 .map(|c| format!("CI {}", c.name))
                 .collect(),
-            Kind::Rule => Vec::new(),
+            Kind::Rule | Kind::Schedule => Vec::new(),
         }
     }
 
@@ -554,6 +602,7 @@ mod tests {
                 ci("app-2", "server", &["search"], &["db-1"]),
             ],
             rules: Vec::new(),
+            schedules: Vec::new(),
         }
     }
 

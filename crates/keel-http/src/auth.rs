@@ -125,6 +125,18 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Calendar apps subscribe to a URL and cannot send headers: feeds
+        // (paths ending in .ics) also take the token as `?token=`.
+        if parts.headers.get(header::AUTHORIZATION).is_none()
+            && parts.uri.path().ends_with(".ics")
+            && let Some(secret) = parts.uri.query().and_then(|q| {
+                q.split('&')
+                    .find_map(|pair| pair.strip_prefix("token="))
+                    .map(str::to_string)
+            })
+        {
+            return authenticate(state.store.as_ref(), &state.tokens, &secret).await;
+        }
         let header = parts
             .headers
             .get(header::AUTHORIZATION)

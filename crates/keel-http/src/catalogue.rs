@@ -187,6 +187,7 @@ fn not_found(kind: Kind) -> ApiError {
         Kind::Service => "service",
         Kind::Ci => "CI",
         Kind::Rule => "rule",
+        Kind::Schedule => "schedule",
     })
 }
 
@@ -273,7 +274,7 @@ impl CatalogueCache {
 
 impl AppState {
     /// The classification rules and who owns each team's new incidents: the
-    /// team's lead (on-call comes with schedules).
+    /// person on call in the team's schedules now, else the team's lead.
     ///
     /// # Errors
     /// When the catalogue cannot be read.
@@ -285,13 +286,7 @@ impl AppState {
             return Ok(Arc::clone(routing));
         }
         let catalogue = self.store.load_catalogue().await?;
-        let mut team_owners = BTreeMap::new();
-        for team in &catalogue.teams {
-            if let Some(lead) = &team.lead {
-                team_owners.insert(team.name.clone(), lead.clone());
-                team_owners.insert(team.id.clone(), lead.clone());
-            }
-        }
+        let team_owners = crate::oncall::team_owners(&catalogue, self.clock.now());
         let routing = Arc::new(Routing {
             rules: Arc::new(catalogue.rules),
             team_owners,

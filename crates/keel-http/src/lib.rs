@@ -13,6 +13,7 @@ mod incidents;
 pub mod ingest;
 mod integrations;
 mod maintenance;
+mod oncall;
 mod ops;
 pub mod pagerduty;
 mod rules;
@@ -138,7 +139,7 @@ fn metrics_handle() -> PrometheusHandle {
 #[openapi(
     info(title = "keel", description = "Incident management: the record, its lifecycle and its true timeline."),
     modifiers(&BearerAuth),
-    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"), (name = "catalogue"))
+    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"), (name = "catalogue"), (name = "on-call"))
 )]
 struct ApiDoc;
 
@@ -253,6 +254,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalogue::impact))
         .routes(routes!(rules::create, rules::list))
         .routes(routes!(rules::show, rules::patch, rules::delete))
+        .routes(routes!(oncall::create, oncall::list))
+        .routes(routes!(oncall::show, oncall::patch, oncall::delete))
+        .routes(routes!(oncall::list_shifts))
+        .routes(routes!(oncall::team_on_call))
+        .routes(routes!(oncall::ical))
 }
 
 /// The whole application.

@@ -15,5 +15,6 @@ mod input;
 mod integrations;
 mod lifecycle;
 mod listing;
+mod oncall;
 mod operations;
 mod timeline;
