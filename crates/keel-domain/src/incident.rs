@@ -240,6 +240,12 @@ pub fn apply(
         }
         Change::AlertRecovered { dedup_key } => inc.open_alerts.retain(|k| k != dedup_key),
         Change::AlertFlapping { .. } => {}
+        Change::CollaboratorJoined { user } => {
+            if *user != inc.owner && !inc.collaborators.contains(user) {
+                inc.collaborators.push(user.clone());
+            }
+        }
+        Change::CollaboratorLeft { user } => inc.collaborators.retain(|c| c != user),
     }
     Some(inc)
 }

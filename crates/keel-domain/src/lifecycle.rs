@@ -300,6 +300,15 @@ pub enum Command {
         dedup_key: String,
         auto_resolve: bool,
     },
+    /// A person joins the swarm on the incident (functional help from
+    /// another team); collaborators see it in their views.
+    Join {
+        user: UserId,
+    },
+    /// A collaborator leaves the swarm.
+    Leave {
+        user: UserId,
+    },
     /// Monitoring: an alert changed state too often; automatic resolution
     /// and reopening stop until it settles.
     FlagFlapping {
@@ -329,6 +338,8 @@ impl Command {
             Command::AcknowledgeAlert { .. } => "acknowledge alert",
             Command::RecoverAlert { .. } => "recover alert",
             Command::FlagFlapping { .. } => "flag flapping",
+            Command::Join { .. } => "join",
+            Command::Leave { .. } => "leave",
         }
     }
 }
@@ -413,6 +424,12 @@ pub enum Change {
         dedup_key: String,
         changes: u32,
         within_secs: u32,
+    },
+    CollaboratorJoined {
+        user: UserId,
+    },
+    CollaboratorLeft {
+        user: UserId,
     },
 }
 
@@ -681,6 +698,24 @@ pub fn decide(
                 });
             }
             return Ok(changes);
+        }
+        Command::Join { user } => {
+            if !state.is_open() {
+                return illegal("join");
+            }
+            if user == incident.owner || incident.collaborators.contains(&user) {
+                return Ok(Vec::new());
+            }
+            Change::CollaboratorJoined { user }
+        }
+        Command::Leave { user } => {
+            if matches!(state, State::Closed | State::Cancelled) {
+                return illegal("leave");
+            }
+            if !incident.collaborators.contains(&user) {
+                return Ok(Vec::new());
+            }
+            Change::CollaboratorLeft { user }
         }
         Command::FlagFlapping {
             dedup_key,

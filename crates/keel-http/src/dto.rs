@@ -181,6 +181,8 @@ pub struct ActionBody {
     pub owner: Option<String>,
     /// assign: users who join the swarm.
     pub collaborators: Option<Vec<String>>,
+    /// join, leave: the person (user id); default: you.
+    pub user: Option<String>,
     /// close: the reporter's satisfaction, 1 … 5.
     #[schema(minimum = 1, maximum = 5)]
     pub satisfaction: Option<u8>,

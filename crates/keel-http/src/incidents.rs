@@ -144,6 +144,8 @@ pub struct ListQuery {
     pub team: Option<String>,
     /// A user id, or `me`.
     pub owner: Option<String>,
+    /// Owner or collaborator: a user id, or `me` ("my work", swarms included).
+    pub involved: Option<String>,
     pub major: Option<bool>,
     /// Text in number, title or description.
     pub q: Option<String>,
@@ -200,9 +202,9 @@ pub async fn list(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!("limit must be between 1 and {MAX_LIMIT}")));
     }
-    let owner = query
-        .owner
-        .map(|o| if o == "me" { auth.actor.user.to_string() } else { o });
+    let me = |o: String| if o == "me" { auth.actor.user.to_string() } else { o };
+    let owner = query.owner.map(me);
+    let involved = query.involved.map(me);
     let filter = IncidentFilter {
         states: split_list(
             query.state.as_ref(),
@@ -217,6 +219,7 @@ pub async fn list(
         service: query.service,
         team: query.team,
         owner,
+        involved,
         reported_by: (!auth.actor.role.is_staff()).then(|| auth.actor.user.to_string()),
         major: query.major,
         text: query.q.filter(|q| !q.trim().is_empty()).map(|q| q.trim().to_string()),
@@ -335,13 +338,13 @@ async fn run(
 }
 
 /// The lifecycle actions, as named in the path.
-pub const ACTIONS: &str = "accept, hold, resume, diagnose, resolve, close, reopen, cancel, assign";
+pub const ACTIONS: &str = "accept, hold, resume, diagnose, resolve, close, reopen, cancel, assign, join, leave";
 
 fn need(field: &str, action: &str, value: Option<String>) -> ApiResult<String> {
     value.ok_or_else(|| ApiError::invalid(format!("{action} needs {field}")))
 }
 
-async fn command_for(state: &AppState, action: &str, body: ActionBody) -> ApiResult<Command> {
+async fn command_for(state: &AppState, auth: &Auth, action: &str, body: ActionBody) -> ApiResult<Command> {
     Ok(match action {
         "accept" => Command::Accept,
         "hold" => {
@@ -384,6 +387,17 @@ async fn command_for(state: &AppState, action: &str, body: ActionBody) -> ApiRes
         "cancel" => Command::Cancel {
             reason: need("reason", "cancel", body.reason)?,
         },
+        "join" | "leave" => {
+            let user = match &body.user {
+                Some(user) => existing_user(state, "user", user).await?,
+                None => auth.actor.user.clone(),
+            };
+            if action == "join" {
+                Command::Join { user }
+            } else {
+                Command::Leave { user }
+            }
+        }
         "assign" => {
             let owner = match &body.owner {
                 Some(owner) => Some(existing_user(state, "owner", owner).await?),
@@ -412,7 +426,7 @@ async fn command_for(state: &AppState, action: &str, body: ActionBody) -> ApiRes
 /// Move an incident through its lifecycle. An illegal transition answers 409 and changes nothing.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/actions/{action}", tag = "incidents", request_body = ActionBody,
     params(("id" = String, Path, description = "id, number or INC-number"),
-           ("action" = String, Path, description = "accept | hold | resume | diagnose | resolve | close | reopen | cancel | assign"),
+           ("action" = String, Path, description = "accept | hold | resume | diagnose | resolve | close | reopen | cancel | assign | join | leave"),
            ("If-Match" = Option<String>, Header, description = "expected version")),
     responses((status = 200, body = IncidentView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -430,7 +444,7 @@ pub async fn act(
         completed_at: body.completed_at.clone(),
     }
     .parse()?;
-    let command = command_for(&state, &action, body).await?;
+    let command = command_for(&state, &auth, &action, body).await?;
     let (incident, _) = run(&state, &auth, target, command, claimed, expected_version).await?;
     Ok(with_etag(StatusCode::OK, &incident))
 }

@@ -36,6 +36,15 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
             clauses.push(format!("{column} = {mark}"));
         }
     }
+    if let Some(user) = &filter.involved {
+        let mark = next(Bind::Text(user.clone()), &mut binds);
+        // The collaborators live in the projection's JSON document.
+        clauses.push(if placeholder == '$' {
+            format!("(owner = {mark} OR doc->'collaborators' ? {mark})")
+        } else {
+            format!("(owner = {mark} OR EXISTS (SELECT 1 FROM json_each(doc, '$.collaborators') WHERE value = {mark}))")
+        });
+    }
     if let Some(major) = filter.major {
         let mark = next(Bind::Bool(major), &mut binds);
         clauses.push(format!("major = {mark}"));

@@ -440,6 +440,8 @@ pub struct IncidentFilter {
     pub service: Option<String>,
     pub team: Option<String>,
     pub owner: Option<String>,
+    /// Owner or collaborator.
+    pub involved: Option<String>,
     pub reported_by: Option<String>,
     pub major: Option<bool>,
     pub text: Option<String>,

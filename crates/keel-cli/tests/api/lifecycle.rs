@@ -12,6 +12,7 @@ on_both_engines!(
     stale_if_match_answers_412_and_current_one_succeeds,
     assignment_moves_ownership_and_counts_reassignments,
     reclassification_recomputes_priority,
+    collaborators_join_and_leave_the_swarm_and_see_it_in_their_work,
 );
 
 async fn registering_derives_priority_and_makes_the_registrar_owner(engine: Engine) {
@@ -261,4 +262,49 @@ async fn reclassification_recomputes_priority(engine: Engine) {
         )
         .await;
     assert!(team.problem(422).contains("assign"));
+}
+
+async fn collaborators_join_and_leave_the_swarm_and_see_it_in_their_work(engine: Engine) {
+    let app = App::start(engine).await;
+    let incident = app.agent.incident(json!({"title": "Payments failing"})).await;
+    let joined = app.agent.act(&incident, "join", json!({"user": app.manager.id})).await;
+    assert_eq!(joined.ok()["collaborators"], json!([app.manager.id]));
+    let again = app.manager.act(&incident, "join", json!({})).await;
+    assert_eq!(
+        again.ok()["version"],
+        joined.body["version"],
+        "joining twice records nothing"
+    );
+    let mine = app.manager.get("/api/v1/incidents?involved=me").await;
+    assert!(
+        mine.ok()["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i["id"] == incident["id"])),
+        "a collaborator sees the incident in their work"
+    );
+    let owned = app.manager.get("/api/v1/incidents?owner=me").await;
+    assert!(owned.ok()["items"].as_array().is_some_and(Vec::is_empty));
+    app.agent
+        .act(&incident, "join", json!({"user": "nobody"}))
+        .await
+        .problem(422);
+    let left = app.manager.act(&incident, "leave", json!({})).await;
+    assert_eq!(left.ok()["collaborators"], json!([]));
+    let after = app.manager.get("/api/v1/incidents?involved=me").await;
+    assert!(after.ok()["items"].as_array().is_some_and(Vec::is_empty));
+    let timeline = app
+        .agent
+        .get(&format!(
+            "/api/v1/incidents/{}/timeline",
+            incident["id"].as_str().expect("id")
+        ))
+        .await;
+    let kinds: Vec<&str> = timeline.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["registered", "collaborator_joined", "collaborator_left"]);
+    app.user.act(&incident, "join", json!({})).await.problem(404);
 }
