@@ -77,8 +77,33 @@ pub struct Incident {
     /// Dedup keys of the monitoring alerts of this incident that are still open.
     #[serde(default)]
     pub open_alerts: Vec<String>,
+    /// What SLA clocks need of the history (registration, accept, holds, …).
+    #[serde(default)]
+    pub sla_events: Vec<crate::sla::SlaEvent>,
+    /// SLA bookkeeping from the timeline: targets announced, warnings and
+    /// breaches recorded (each once per target).
+    #[serde(default)]
+    pub sla: SlaRecord,
     /// The sequence number of the last timeline entry.
     pub version: u64,
+}
+
+/// What the timeline says about an incident's SLA so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaRecord {
+    /// The priority whose targets were last announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<crate::Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_due: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_due: Option<Timestamp>,
+    /// Targets ("response", "resolution") warned about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warned: Vec<String>,
+    /// Targets recorded as breached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breached: Vec<String>,
 }
 
 /// The incident after one more change. `incident` is `None` only for the
@@ -134,12 +159,15 @@ pub fn apply(
             reassignments: 0,
             reopens: 0,
             open_alerts: Vec::new(),
+            sla_events: crate::sla::events_from_timeline(&[(at, change)]),
+            sla: SlaRecord::default(),
             version: seq,
         });
     }
     let mut inc = incident?;
     inc.version = seq;
     inc.updated_at = at;
+    inc.sla_events.extend(crate::sla::events_from_timeline(&[(at, change)]));
     match change {
         Change::Registered(_) => {}
         Change::Reclassified(patch) => patch.apply_to(&mut inc),
@@ -246,6 +274,25 @@ pub fn apply(
             }
         }
         Change::CollaboratorLeft { user } => inc.collaborators.retain(|c| c != user),
+        Change::SlaTargetsSet {
+            priority,
+            response_due,
+            resolution_due,
+        } => {
+            inc.sla.priority = Some(*priority);
+            inc.sla.response_due = *response_due;
+            inc.sla.resolution_due = *resolution_due;
+        }
+        Change::SlaAtRisk { target, .. } => {
+            if !inc.sla.warned.contains(target) {
+                inc.sla.warned.push(target.clone());
+            }
+        }
+        Change::SlaBreached { target, .. } => {
+            if !inc.sla.breached.contains(target) {
+                inc.sla.breached.push(target.clone());
+            }
+        }
     }
     Some(inc)
 }

@@ -21,13 +21,14 @@ pub mod oncall;
 mod priority;
 pub mod rules;
 pub mod sla;
+pub mod sla_watch;
 mod time;
 pub mod timeline;
 mod values;
 
 pub use access::{Actor, Role, can_view, can_view_entry};
 pub use error::DomainError;
-pub use incident::{Closure, Incident, Resolution, apply, fold};
+pub use incident::{Closure, Incident, Resolution, SlaRecord, apply, fold};
 pub use lifecycle::{
     Change, ClassificationPatch, ClosureInput, Command, MAX_SHORT, MAX_TEXT, MAX_TITLE, Registration,
     RegistrationInput, decide, register, register_classified,

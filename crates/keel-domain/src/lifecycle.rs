@@ -300,6 +300,23 @@ pub enum Command {
         dedup_key: String,
         auto_resolve: bool,
     },
+    /// The SLA sweep: announce the targets in force (at registration and
+    /// whenever priority or service change them).
+    SetSlaTargets {
+        priority: Priority,
+        response_due: Option<Timestamp>,
+        resolution_due: Option<Timestamp>,
+    },
+    /// The SLA sweep: a target crossed its at-risk threshold (recorded once).
+    SlaAtRisk {
+        target: String,
+        due_at: Option<Timestamp>,
+    },
+    /// The SLA sweep: a target passed its due time unmet (recorded once).
+    SlaBreached {
+        target: String,
+        due_at: Option<Timestamp>,
+    },
     /// A person joins the swarm on the incident (functional help from
     /// another team); collaborators see it in their views.
     Join {
@@ -339,6 +356,9 @@ impl Command {
             Command::RecoverAlert { .. } => "recover alert",
             Command::FlagFlapping { .. } => "flag flapping",
             Command::Join { .. } => "join",
+            Command::SetSlaTargets { .. } => "set SLA targets",
+            Command::SlaAtRisk { .. } => "warn of SLA risk",
+            Command::SlaBreached { .. } => "record an SLA breach",
             Command::Leave { .. } => "leave",
         }
     }
@@ -427,6 +447,23 @@ pub enum Change {
     },
     CollaboratorJoined {
         user: UserId,
+    },
+    SlaTargetsSet {
+        priority: Priority,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response_due: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resolution_due: Option<Timestamp>,
+    },
+    SlaAtRisk {
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<Timestamp>,
+    },
+    SlaBreached {
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<Timestamp>,
     },
     CollaboratorLeft {
         user: UserId,
@@ -698,6 +735,35 @@ pub fn decide(
                 });
             }
             return Ok(changes);
+        }
+        Command::SetSlaTargets {
+            priority,
+            response_due,
+            resolution_due,
+        } => {
+            let same = incident.sla.priority == Some(priority)
+                && incident.sla.response_due == response_due
+                && incident.sla.resolution_due == resolution_due;
+            if same || matches!(state, State::Closed | State::Cancelled) {
+                return Ok(Vec::new());
+            }
+            Change::SlaTargetsSet {
+                priority,
+                response_due,
+                resolution_due,
+            }
+        }
+        Command::SlaAtRisk { target, due_at } => {
+            if incident.sla.warned.contains(&target) || incident.sla.breached.contains(&target) {
+                return Ok(Vec::new());
+            }
+            Change::SlaAtRisk { target, due_at }
+        }
+        Command::SlaBreached { target, due_at } => {
+            if incident.sla.breached.contains(&target) {
+                return Ok(Vec::new());
+            }
+            Change::SlaBreached { target, due_at }
         }
         Command::Join { user } => {
             if !state.is_open() {

@@ -960,7 +960,8 @@ impl SlaPolicy {
 // ---------------------------------------------------------------------------
 
 /// What happened to an incident, as far as SLA clocks care.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SlaEventKind {
     Registered { priority: Priority },
     Accepted,
@@ -975,9 +976,10 @@ pub enum SlaEventKind {
 
 /// One step of an incident's history, at the time the caller chose
 /// (recorded or claimed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaEvent {
     pub at: Timestamp,
+    #[serde(flatten)]
     pub kind: SlaEventKind,
 }
 
