@@ -41,6 +41,15 @@ pub struct FileConfig {
     pub priority: PriorityFile,
     #[serde(default)]
     pub ingest: IngestFile,
+    #[serde(default)]
+    pub notify: NotifyFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyFile {
+    /// Where SLA warnings and breaches (and later other notifications) are POSTed as JSON.
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +84,8 @@ pub struct Settings {
     pub listen: String,
     pub log_format: String,
     pub ingest_rate_per_key: Option<f64>,
+    /// The outbound webhook for notifications (`[notify] webhook_url` or `KEEL_NOTIFY_WEBHOOK_URL`).
+    pub notify_webhook: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -118,6 +129,15 @@ pub fn resolve(store: &StoreArgs, listen: Option<String>, log_format: Option<Str
     if !matches!(log_format.as_str(), "text" | "json") {
         bail!("log format must be \"text\" or \"json\", not {log_format:?}");
     }
+    let notify_webhook = std::env::var("KEEL_NOTIFY_WEBHOOK_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .or(file.notify.webhook_url);
+    if let Some(url) = &notify_webhook
+        && !url.starts_with("http://")
+    {
+        bail!("notify.webhook_url must be an http:// URL (https needs a TLS relay for now), not {url:?}");
+    }
     let max_body_bytes = file.max_body_bytes.unwrap_or(1024 * 1024);
     if max_body_bytes < 1024 {
         bail!("max_body_bytes must be at least 1024");
@@ -141,6 +161,7 @@ pub fn resolve(store: &StoreArgs, listen: Option<String>, log_format: Option<Str
             None => Some(DEFAULT_INGEST_RATE),
         },
         log_format,
+        notify_webhook,
     })
 }
 
@@ -166,6 +187,9 @@ synchronous = "normal"         # "full" also survives power loss, at a cost in w
 [ingest]
 rate_per_key_per_second = 1000   # events per integration key per node; above it senders get 429 with
                                  # Retry-After (bursts up to 1000 events pass). 0: no limit.
+
+[notify]
+# webhook_url = "http://127.0.0.1:9000/keel"   # SLA warnings and breaches are POSTed here as JSON
 
 [priority]
 # rows: impact 1 (extensive) .. 4 (minor); columns: urgency 1 (critical) .. 4 (low)

@@ -24,6 +24,8 @@ pub enum Kind {
     Rule,
     /// A team's on-call schedule.
     Schedule,
+    /// An SLA policy (per service, or the default).
+    SlaPolicy,
 }
 
 impl Kind {
@@ -36,15 +38,23 @@ impl Kind {
             Kind::Ci => "ci",
             Kind::Rule => "rule",
             Kind::Schedule => "schedule",
+            Kind::SlaPolicy => "sla_policy",
         }
     }
 
     /// Parses a wire name.
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
-        [Kind::Team, Kind::Service, Kind::Ci, Kind::Rule, Kind::Schedule]
-            .into_iter()
-            .find(|k| k.as_str() == text)
+        [
+            Kind::Team,
+            Kind::Service,
+            Kind::Ci,
+            Kind::Rule,
+            Kind::Schedule,
+            Kind::SlaPolicy,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
     }
 }
 
@@ -117,6 +127,17 @@ pub struct TeamSchedule {
     pub schedule: crate::oncall::Schedule,
 }
 
+/// An SLA policy as stored: for one service, or the default (no service).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaPolicyDoc {
+    pub id: String,
+    pub name: String,
+    /// The service's id; `None`: the default for incidents of other services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    pub spec: crate::sla::SlaPolicySpec,
+}
+
 /// The whole catalogue, as loaded for a check or a question.
 #[derive(Clone, Debug, Default)]
 pub struct Catalogue {
@@ -125,6 +146,7 @@ pub struct Catalogue {
     pub cis: Vec<Ci>,
     pub rules: Vec<Rule>,
     pub schedules: Vec<TeamSchedule>,
+    pub sla_policies: Vec<SlaPolicyDoc>,
 }
 
 /// A write to the catalogue.
@@ -135,6 +157,9 @@ pub enum Change {
     PutCi(Ci),
     PutRule(Rule),
     PutSchedule(TeamSchedule),
+    /// The spec must already have been checked with its time zone loaded
+    /// (`SlaPolicy::from_spec`): that needs the time zone database.
+    PutSlaPolicy(SlaPolicyDoc),
     Delete(Kind, String),
 }
 
@@ -266,6 +291,12 @@ impl Catalogue {
         self.schedules.iter().find(|s| s.id == key || s.name == key)
     }
 
+    /// The SLA policy with this id or name.
+    #[must_use]
+    pub fn sla_policy(&self, key: &str) -> Option<&SlaPolicyDoc> {
+        self.sla_policies.iter().find(|p| p.id == key || p.name == key)
+    }
+
     /// The CI with this id or name.
     #[must_use]
     pub fn ci(&self, key: &str) -> Option<&Ci> {
@@ -348,6 +379,7 @@ impl Catalogue {
                 Kind::Ci => catalogue.cis.iter().any(|c| c.id != id && c.name == name),
                 Kind::Rule => catalogue.rules.iter().any(|r| r.id != id && r.name == name),
                 Kind::Schedule => catalogue.schedules.iter().any(|r| r.id != id && r.name == name),
+                Kind::SlaPolicy => catalogue.sla_policies.iter().any(|r| r.id != id && r.name == name),
             };
             if clash {
                 Err(DomainError::Invalid(format!(
@@ -437,6 +469,38 @@ impl Catalogue {
                 self.schedules.push(schedule);
                 Ok(Some(stored))
             }
+            Change::PutSlaPolicy(mut policy) => {
+                policy.name = name("SLA policy", &policy.name)?;
+                policy.service = match &policy.service {
+                    Some(service) => Some(
+                        self.service(service)
+                            .map(|s| s.id.clone())
+                            .ok_or_else(|| DomainError::Invalid(format!("no service {service:?}")))?,
+                    ),
+                    None => None,
+                };
+                if let Some(other) = self
+                    .sla_policies
+                    .iter()
+                    .find(|p| p.id != policy.id && p.service == policy.service)
+                {
+                    return Err(DomainError::Invalid(format!(
+                        "{} already has an SLA policy: {:?}",
+                        policy.service.as_deref().map_or("the default", |_| "this service"),
+                        other.name
+                    )));
+                }
+                taken(Kind::SlaPolicy, &policy.id, &policy.name, self)?;
+                let stored = row(
+                    Kind::SlaPolicy,
+                    &policy.id,
+                    &policy.name,
+                    serde_json::to_string(&policy),
+                )?;
+                self.sla_policies.retain(|p| p.id != policy.id);
+                self.sla_policies.push(policy);
+                Ok(Some(stored))
+            }
             Change::Delete(kind, id) => {
                 let referrers = self.referrers(kind, &id);
                 if !referrers.is_empty() {
@@ -451,6 +515,7 @@ impl Catalogue {
                     Kind::Ci => self.cis.retain(|c| c.id != id),
                     Kind::Rule => self.rules.retain(|r| r.id != id),
                     Kind::Schedule => self.schedules.retain(|s| s.id != id),
+                    Kind::SlaPolicy => self.sla_policies.retain(|p| p.id != id),
                 }
                 Ok(None)
             }
@@ -470,6 +535,7 @@ impl Catalogue {
                 Kind::Ci => catalogue.cis.push(serde_json::from_str(&row.doc)?),
                 Kind::Rule => catalogue.rules.push(serde_json::from_str(&row.doc)?),
                 Kind::Schedule => catalogue.schedules.push(serde_json::from_str(&row.doc)?),
+                Kind::SlaPolicy => catalogue.sla_policies.push(serde_json::from_str(&row.doc)?),
             }
         }
         Ok(catalogue)
@@ -497,6 +563,12 @@ impl Catalogue {
                 .iter()
                 .filter(|c| c.services.iter().any(|s| s == id))
                 .map(|c| format!("CI {}", c.name))
+                .chain(
+                    self.sla_policies
+                        .iter()
+                        .filter(|p| p.service.as_deref() == Some(id))
+                        .map(|p| format!("SLA policy {}", p.name)),
+                )
                 .collect(),
             Kind::Ci => self
                 .cis
@@ -504,7 +576,7 @@ impl Catalogue {
                 .filter(|c| c.depends_on.iter().any(|d| d == id))
                 .map(|c| format!("CI {}", c.name))
                 .collect(),
-            Kind::Rule | Kind::Schedule => Vec::new(),
+            Kind::Rule | Kind::Schedule | Kind::SlaPolicy => Vec::new(),
         }
     }
 
@@ -603,6 +675,7 @@ mod tests {
             ],
             rules: Vec::new(),
             schedules: Vec::new(),
+            sla_policies: Vec::new(),
         }
     }
 

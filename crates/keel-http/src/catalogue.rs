@@ -188,6 +188,7 @@ fn not_found(kind: Kind) -> ApiError {
         Kind::Ci => "CI",
         Kind::Rule => "rule",
         Kind::Schedule => "schedule",
+        Kind::SlaPolicy => "SLA policy",
     })
 }
 
@@ -287,9 +288,19 @@ impl AppState {
         }
         let catalogue = self.store.load_catalogue().await?;
         let team_owners = crate::oncall::team_owners(&catalogue, self.clock.now());
+        let mut team_leads = BTreeMap::new();
+        for team in &catalogue.teams {
+            if let Some(lead) = &team.lead {
+                team_leads.insert(team.name.clone(), lead.clone());
+                team_leads.insert(team.id.clone(), lead.clone());
+            }
+        }
+        let sla = Arc::new(crate::sla::compile(&catalogue));
         let routing = Arc::new(Routing {
             rules: Arc::new(catalogue.rules),
             team_owners,
+            team_leads,
+            sla,
         });
         if let Ok(mut cached) = self.catalogue_cache.routing.lock() {
             *cached = Some((std::time::Instant::now(), Arc::clone(&routing)));

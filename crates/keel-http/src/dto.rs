@@ -285,6 +285,8 @@ pub struct IncidentView {
     pub reopens: u32,
     /// The sequence number of the last timeline entry; send it back in `If-Match`.
     pub version: u64,
+    /// Its SLA as of this answer; null when no SLA policy applies.
+    pub sla: Option<crate::sla::SlaView>,
 }
 
 fn text(t: Option<Timestamp>) -> Option<String> {
@@ -349,6 +351,7 @@ impl From<&Incident> for IncidentView {
             reassignments: inc.reassignments,
             reopens: inc.reopens,
             version: inc.version,
+            sla: None,
         }
     }
 }

@@ -29,12 +29,20 @@ use crate::extract::{ApiJson, ApiQuery, IfMatch};
 const MAX_LIMIT: u32 = 500;
 const DEFAULT_LIMIT: u32 = 50;
 
-fn with_etag(status: StatusCode, incident: &Incident) -> Response {
-    let mut response = (status, Json(IncidentView::from(incident))).into_response();
+/// The view of an incident with its SLA as of now.
+pub(crate) async fn view_of(state: &AppState, incident: &Incident) -> ApiResult<IncidentView> {
+    let routing = state.routing().await?;
+    let mut view = IncidentView::from(incident);
+    view.sla = crate::sla::view(incident, &routing.sla, state.clock.now());
+    Ok(view)
+}
+
+async fn with_etag(state: &AppState, status: StatusCode, incident: &Incident) -> ApiResult<Response> {
+    let mut response = (status, Json(view_of(state, incident).await?)).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", incident.version)) {
         response.headers_mut().insert(header::ETAG, value);
     }
-    response
+    Ok(response)
 }
 
 /// Checks that a user id names an existing user.
@@ -125,7 +133,7 @@ pub async fn create(
     let incident = state.store.register(request).await?;
     metrics::counter!("keel_incidents_registered_total").increment(1);
     metrics::counter!("keel_timeline_entries_appended_total").increment(1);
-    let mut response = with_etag(StatusCode::CREATED, &incident);
+    let mut response = with_etag(&state, StatusCode::CREATED, &incident).await?;
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/incidents/{}", incident.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -146,6 +154,8 @@ pub struct ListQuery {
     pub owner: Option<String>,
     /// Owner or collaborator: a user id, or `me` ("my work", swarms included).
     pub involved: Option<String>,
+    /// Comma-separated SLA states: within, at_risk, breached (as of the last sweep, at most a second old).
+    pub sla: Option<String>,
     pub major: Option<bool>,
     /// Text in number, title or description.
     pub q: Option<String>,
@@ -220,6 +230,16 @@ pub async fn list(
         team: query.team,
         owner,
         involved,
+        sla_states: split_list(
+            query.sla.as_ref(),
+            |s| {
+                ["within", "at_risk", "breached", "met", "missed"]
+                    .into_iter()
+                    .find(|k| *k == s)
+            },
+            "sla",
+            "within, at_risk, breached, met, missed",
+        )?,
         reported_by: (!auth.actor.role.is_staff()).then(|| auth.actor.user.to_string()),
         major: query.major,
         text: query.q.filter(|q| !q.trim().is_empty()).map(|q| q.trim().to_string()),
@@ -243,7 +263,18 @@ pub async fn list(
         None
     };
     Ok(Json(Page {
-        items: items.iter().map(IncidentView::from).collect(),
+        items: {
+            let routing = state.routing().await?;
+            let now = state.clock.now();
+            items
+                .iter()
+                .map(|incident| {
+                    let mut view = IncidentView::from(incident);
+                    view.sla = crate::sla::view(incident, &routing.sla, now);
+                    view
+                })
+                .collect()
+        },
         next_cursor,
     }))
 }
@@ -253,7 +284,7 @@ pub async fn list(
     responses((status = 200, body = IncidentView), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn show(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
     let incident = visible(&state, &auth, &id).await?;
-    Ok(with_etag(StatusCode::OK, &incident))
+    with_etag(&state, StatusCode::OK, &incident).await
 }
 
 /// Change classification fields. `If-Match: <version>` makes it conditional (412 when stale).
@@ -302,7 +333,7 @@ pub async fn patch(
         auto_fix_note: body.auto_fix_note,
         major: body.major,
     };
-    run(
+    let (incident, _) = run(
         &state,
         &auth,
         target,
@@ -310,8 +341,8 @@ pub async fn patch(
         claimed,
         expected_version,
     )
-    .await
-    .map(|(inc, _)| with_etag(StatusCode::OK, &inc))
+    .await?;
+    with_etag(&state, StatusCode::OK, &incident).await
 }
 
 async fn run(
@@ -446,7 +477,7 @@ pub async fn act(
     .parse()?;
     let command = command_for(&state, &auth, &action, body).await?;
     let (incident, _) = run(&state, &auth, target, command, claimed, expected_version).await?;
-    Ok(with_etag(StatusCode::OK, &incident))
+    with_etag(&state, StatusCode::OK, &incident).await
 }
 
 /// Comment on an incident, internally (staff) or publicly (also the reporter).

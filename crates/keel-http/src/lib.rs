@@ -17,7 +17,9 @@ mod oncall;
 mod ops;
 pub mod pagerduty;
 mod rules;
+pub mod sla;
 mod users;
+pub mod workers;
 
 use std::sync::{Arc, OnceLock};
 
@@ -139,7 +141,7 @@ fn metrics_handle() -> PrometheusHandle {
 #[openapi(
     info(title = "keel", description = "Incident management: the record, its lifecycle and its true timeline."),
     modifiers(&BearerAuth),
-    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"), (name = "catalogue"), (name = "on-call"))
+    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"), (name = "catalogue"), (name = "on-call"), (name = "sla"))
 )]
 struct ApiDoc;
 
@@ -259,6 +261,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(oncall::list_shifts))
         .routes(routes!(oncall::team_on_call))
         .routes(routes!(oncall::ical))
+        .routes(routes!(sla::create, sla::list))
+        .routes(routes!(sla::show, sla::patch, sla::delete))
 }
 
 /// The whole application.

@@ -19,7 +19,11 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
         binds.push(bind);
         format!("{placeholder}{}", binds.len())
     };
-    for (column, values) in [("state", &filter.states), ("priority", &filter.priorities)] {
+    for (column, values) in [
+        ("state", &filter.states),
+        ("priority", &filter.priorities),
+        ("sla_state", &filter.sla_states),
+    ] {
         if !values.is_empty() {
             let marks: Vec<String> = values.iter().map(|v| next(Bind::Text(v.clone()), &mut binds)).collect();
             clauses.push(format!("{column} IN ({})", marks.join(", ")));

@@ -70,6 +70,28 @@ impl Clock for SystemClock {
     }
 }
 
+/// The machine's clock plus an offset that tests move forward, so that
+/// timers (SLA sweeps, escalations) can be driven without sleeping.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_micros: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetClock {
+    /// Moves this clock forward by `micros`.
+    pub fn advance(&self, micros: i64) {
+        self.offset_micros
+            .fetch_add(micros, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        let base = SystemClock.now().as_micros();
+        Timestamp::from_micros(base + self.offset_micros.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
 /// A person who can sign in or hold API tokens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -254,6 +276,42 @@ pub struct Alert {
     pub suppressed_by: Option<String>,
 }
 
+/// What the SLA sweep needs: the policies in force, team leads (they are
+/// told of warnings and breaches with the owner), and how many incidents to
+/// look at in one go.
+#[derive(Clone, Debug)]
+pub struct SweepRequest {
+    pub policies: Arc<keel_domain::sla_watch::SlaPolicies>,
+    pub team_leads: std::collections::BTreeMap<String, keel_domain::UserId>,
+    pub matrix: Arc<PriorityMatrix>,
+    pub limit: u32,
+}
+
+/// What one sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SweepOutcome {
+    /// Incidents looked at (their timers were due).
+    pub examined: usize,
+    /// Timeline entries written (targets, warnings, breaches).
+    pub entries: usize,
+    /// Notifications queued.
+    pub notifications: usize,
+}
+
+/// A message to deliver, queued in the same transaction as its cause.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notification {
+    pub id: String,
+    pub incident_id: String,
+    /// `sla_at_risk`, `sla_breached`, …
+    pub kind: String,
+    /// User ids to tell.
+    pub recipients: Vec<String>,
+    pub payload: serde_json::Value,
+    pub created_at: Timestamp,
+    pub attempts: i64,
+}
+
 /// A planned period of work on a service or CI: signals about it are
 /// stored but open no incident.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -330,6 +388,9 @@ pub struct IngestRequest {
 pub struct Routing {
     pub rules: Arc<Vec<keel_domain::rules::Rule>>,
     pub team_owners: std::collections::BTreeMap<String, keel_domain::UserId>,
+    /// Team (name and id) → its lead, told of SLA warnings and breaches.
+    pub team_leads: std::collections::BTreeMap<String, keel_domain::UserId>,
+    pub sla: Arc<keel_domain::sla_watch::SlaPolicies>,
 }
 
 /// What a signal did.
@@ -442,6 +503,8 @@ pub struct IncidentFilter {
     pub owner: Option<String>,
     /// Owner or collaborator.
     pub involved: Option<String>,
+    /// SLA states as the last sweep stored them.
+    pub sla_states: Vec<String>,
     pub reported_by: Option<String>,
     pub major: Option<bool>,
     pub text: Option<String>,
@@ -511,6 +574,17 @@ pub trait Store: Send + Sync + 'static {
     /// (catalogue writes are serialised); returns the catalogue after it.
     async fn change_catalogue(&self, change: catalogue::Change) -> Result<Catalogue, StoreError>;
 
+    /// Looks at up to `limit` incidents whose SLA timer is due: announces
+    /// targets, records warnings and breaches (once each: the timeline is
+    /// the record), queues notifications, and sets each incident's next
+    /// timer — all in one transaction. Several nodes may sweep at once.
+    async fn sweep_sla(&self, request: SweepRequest) -> Result<SweepOutcome, StoreError>;
+    /// Takes up to `limit` undelivered notifications that are due, hiding
+    /// them from other takers for `lease_secs`.
+    async fn claim_notifications(&self, limit: u32, lease_secs: u32) -> Result<Vec<Notification>, StoreError>;
+    /// Records a delivery: done, or failed with a reason and when to retry.
+    async fn finish_notification(&self, id: &str, failure: Option<(String, Timestamp)>) -> Result<(), StoreError>;
+
     async fn create_maintenance(&self, window: MaintenanceWindow) -> Result<MaintenanceWindow, StoreError>;
     /// Windows that end after `after` (all when `None`), by start time.
     async fn list_maintenance(&self, after: Option<Timestamp>) -> Result<Vec<MaintenanceWindow>, StoreError>;
@@ -535,6 +609,21 @@ pub trait Store: Send + Sync + 'static {
     async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError>;
     /// Recomputes every chain.
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError>;
+}
+
+/// Sets every incident whose SLA clocks may still matter to be looked at by
+/// the next sweep (after a change of SLA policies or of what they hang on).
+pub(crate) const RETIME_OPEN_INCIDENTS: &str =
+    "UPDATE incidents SET sla_next_at = 0 WHERE state IN ('new', 'accepted', 'on_hold', 'resolved')";
+
+/// Whether a catalogue change can move SLA timers.
+pub(crate) fn touches_sla(change: &catalogue::Change) -> bool {
+    matches!(
+        change,
+        catalogue::Change::PutSlaPolicy(_)
+            | catalogue::Change::PutService(_)
+            | catalogue::Change::Delete(catalogue::Kind::SlaPolicy, _)
+    )
 }
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…`, and runs

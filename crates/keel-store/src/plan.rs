@@ -70,6 +70,96 @@ pub fn plan_opening(
     Ok(planned)
 }
 
+/// Whether a write changed what SLA clocks depend on, so the incident's
+/// timer must be recomputed.
+#[must_use]
+pub fn sla_dirty(planned: &Planned) -> bool {
+    planned.entries.iter().any(|e| {
+        matches!(
+            e.kind.as_str(),
+            "accepted" | "put_on_hold" | "resumed" | "resolved" | "reopened" | "closed" | "cancelled" | "reclassified"
+        )
+    })
+}
+
+/// The actor of the SLA sweep.
+#[must_use]
+pub fn system_actor() -> Actor {
+    Actor {
+        user: UserId::new("keel"),
+        role: Role::Admin,
+    }
+}
+
+/// The commands the sweep runs on `incident` and its verdict.
+#[must_use]
+pub fn plan_sweep(
+    incident: &Incident,
+    request: &crate::SweepRequest,
+    now: Timestamp,
+) -> (Vec<ExecuteRequest>, keel_domain::sla_watch::Verdict) {
+    let verdict = keel_domain::sla_watch::judge(incident, &request.policies, now);
+    let commands = verdict
+        .commands
+        .iter()
+        .map(|command| ExecuteRequest {
+            incident: crate::IncidentRef::Id(incident.id.clone()),
+            command: command.clone(),
+            actor: system_actor(),
+            claimed: Claimed::default(),
+            expected_version: None,
+            matrix: std::sync::Arc::clone(&request.matrix),
+        })
+        .collect();
+    (commands, verdict)
+}
+
+/// The notifications the sweep's new entries call for: at-risk and breach,
+/// to the owner and the team's lead.
+#[must_use]
+pub fn sla_notifications(
+    incident: &Incident,
+    entries: &[Entry],
+    team_leads: &std::collections::BTreeMap<String, UserId>,
+    now: Timestamp,
+) -> Vec<crate::Notification> {
+    let mut recipients = vec![incident.owner.as_str().to_string()];
+    if let Some(lead) = incident.team.as_ref().and_then(|t| team_leads.get(t))
+        && lead != &incident.owner
+    {
+        recipients.push(lead.as_str().to_string());
+    }
+    entries
+        .iter()
+        .filter(|e| matches!(e.kind.as_str(), "sla_at_risk" | "sla_breached"))
+        .map(|e| crate::Notification {
+            id: uuid::Uuid::now_v7().to_string(),
+            incident_id: incident.id.clone(),
+            kind: e.kind.clone(),
+            recipients: recipients.clone(),
+            payload: serde_json::json!({
+                "event": e.kind,
+                "target": e.data.get("target"),
+                "due_at": e.data.get("due_at"),
+                "incident": {
+                    "id": incident.id,
+                    "number": incident.number,
+                    "title": incident.title,
+                    "priority": incident.priority.as_str(),
+                    "state": incident.state.as_str(),
+                    "service": incident.service,
+                    "team": incident.team,
+                    "owner": incident.owner.as_str(),
+                },
+                "recipients": recipients,
+                "recorded_at": e.recorded_at.to_string(),
+            }),
+            created_at: now,
+            attempts: 0,
+        })
+        .collect()
+}
+
 /// Plans a command on `current`, whose chain ends in `head_hash`. `now` is
 /// raised to the last entry's time if the clock stepped back, so that
 /// `recorded_at` never decreases along a timeline.

@@ -21,8 +21,8 @@ use crate::plan::{IngestContext, classification, first_reaction, plan_ingest};
 use crate::plan::{Planned, plan_command, plan_opening, search_text};
 use crate::{
     Alert, AlertFilter, ApiToken, Clock, ExecuteRequest, Executed, IncidentFilter, IncidentRef, IncidentVerification,
-    IngestOutcome, IngestRequest, Integration, IntegrationKind, IntegrationUpdate, MaintenanceWindow, NewUser, Page,
-    RegisterRequest, Store, StoreError, User,
+    IngestOutcome, IngestRequest, Integration, IntegrationKind, IntegrationUpdate, MaintenanceWindow, NewUser,
+    Notification, Page, RegisterRequest, Store, StoreError, SweepOutcome, SweepRequest, User,
 };
 use keel_domain::catalogue::{self, Catalogue};
 
@@ -47,6 +47,7 @@ fn migrator() -> Migrator {
             "catalogue",
             include_str!("../migrations/postgres/0005_catalogue.sql"),
         ),
+        (6, "sla", include_str!("../migrations/postgres/0006_sla.sql")),
     ]
     .into_iter()
     .map(|(version, name, sql)| {
@@ -449,6 +450,13 @@ async fn store_planned(tx: &mut Transaction<'_, Postgres>, planned: &Planned, is
         .await
         .map_err(map_err)?;
     }
+    if !is_new && crate::plan::sla_dirty(planned) {
+        sqlx::query("UPDATE incidents SET sla_next_at = 0 WHERE id = $1")
+            .bind(&inc.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+    }
     Ok(())
 }
 
@@ -668,6 +676,7 @@ impl Store for PostgresStore {
             catalogue::Change::Delete(_, id) => Some(id.clone()),
             _ => None,
         };
+        let retime = crate::touches_sla(&change);
         match catalogue.apply(change)? {
             Some(row) => {
                 sqlx::query(
@@ -695,8 +704,127 @@ impl Store for PostgresStore {
                 }
             }
         }
+        if retime {
+            sqlx::query(crate::RETIME_OPEN_INCIDENTS)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(catalogue)
+    }
+
+    async fn sweep_sla(&self, request: SweepRequest) -> Result<SweepOutcome, StoreError> {
+        let now = self.clock.now();
+        let at = now.as_micros();
+        let mut outcome = SweepOutcome::default();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        if request.policies.is_empty() {
+            let done = sqlx::query(
+                "UPDATE incidents SET sla_next_at = NULL, sla_state = NULL, sla_due_at = NULL
+                 WHERE sla_next_at IS NOT NULL AND sla_next_at <= $1",
+            )
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            outcome.examined = usize::try_from(done.rows_affected()).unwrap_or(usize::MAX);
+            return Ok(outcome);
+        }
+        // Rows another node is sweeping are skipped, not waited for.
+        let rows = sqlx::query(
+            "SELECT doc FROM incidents WHERE sla_next_at IS NOT NULL AND sla_next_at <= $1
+             ORDER BY sla_next_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(at)
+        .bind(i64::from(request.limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for row in rows {
+            let incident: Incident = row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0;
+            outcome.examined += 1;
+            let (commands, verdict) = crate::plan::plan_sweep(&incident, &request, now);
+            for command in &commands {
+                let executed = execute_tx(&mut tx, command, now).await?;
+                outcome.entries += executed.entries.len();
+                for n in crate::plan::sla_notifications(&executed.incident, &executed.entries, &request.team_leads, now)
+                {
+                    sqlx::query(
+                        "INSERT INTO notifications (id, incident_id, kind, recipients, payload, created_at, attempts, next_attempt_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, 0, $6)",
+                    )
+                    .bind(&n.id)
+                    .bind(&n.incident_id)
+                    .bind(&n.kind)
+                    .bind(serde_json::to_string(&n.recipients).unwrap_or_else(|_| "[]".into()))
+                    .bind(n.payload.to_string())
+                    .bind(n.created_at.as_micros())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    outcome.notifications += 1;
+                }
+            }
+            sqlx::query("UPDATE incidents SET sla_next_at = $2, sla_state = $3, sla_due_at = $4 WHERE id = $1")
+                .bind(&incident.id)
+                .bind(verdict.next_at.map(Timestamp::as_micros))
+                .bind(verdict.state.map(crate::sqlite::sla_state_name))
+                .bind(verdict.due_at.map(Timestamp::as_micros))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(outcome)
+    }
+
+    async fn claim_notifications(&self, limit: u32, lease_secs: u32) -> Result<Vec<Notification>, StoreError> {
+        let now = self.clock.now().as_micros();
+        let rows = sqlx::query(
+            "UPDATE notifications SET next_attempt_at = $3, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM notifications WHERE delivered_at IS NULL AND next_attempt_at <= $1
+                          ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING id, incident_id, kind, recipients, payload, created_at, attempts",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(now + i64::from(lease_secs) * 1_000_000)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Notification {
+                    id: row.try_get("id").map_err(map_err)?,
+                    incident_id: row.try_get("incident_id").map_err(map_err)?,
+                    kind: row.try_get("kind").map_err(map_err)?,
+                    recipients: serde_json::from_str(&row.try_get::<String, _>("recipients").map_err(map_err)?)
+                        .unwrap_or_default(),
+                    payload: serde_json::from_str(&row.try_get::<String, _>("payload").map_err(map_err)?)
+                        .unwrap_or_default(),
+                    created_at: Timestamp::from_micros(row.try_get("created_at").map_err(map_err)?),
+                    attempts: row.try_get("attempts").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_notification(&self, id: &str, failure: Option<(String, Timestamp)>) -> Result<(), StoreError> {
+        let query = match failure {
+            None => sqlx::query("UPDATE notifications SET delivered_at = $2, last_error = NULL WHERE id = $1")
+                .bind(id)
+                .bind(self.clock.now().as_micros()),
+            Some((error, retry_at)) => {
+                sqlx::query("UPDATE notifications SET last_error = $3, next_attempt_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(retry_at.as_micros())
+                    .bind(error)
+            }
+        };
+        query.execute(&self.pool).await.map_err(map_err)?;
+        Ok(())
     }
 
     async fn create_maintenance(&self, window: MaintenanceWindow) -> Result<MaintenanceWindow, StoreError> {

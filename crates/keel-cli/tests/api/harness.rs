@@ -168,6 +168,10 @@ impl Drop for Database {
 pub struct Node {
     pub base: String,
     pub store: Arc<dyn Store>,
+    /// The node's state, for driving its workers (`keel_http::workers`) from a test.
+    pub state: AppState,
+    /// The node's clock: the machine's, moved forward by `advance`.
+    pub clock: Arc<keel_store::OffsetClock>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -179,18 +183,25 @@ impl Drop for Node {
 
 impl Node {
     pub async fn start(db: &Database, config: HttpConfig) -> Node {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let offset = Arc::new(keel_store::OffsetClock::default());
+        let clock: Arc<dyn Clock> = offset.clone();
         let store = keel_store::open(&db.url, Arc::clone(&clock), SqliteOptions::default())
             .await
             .expect("open store");
         let state = AppState::new(Arc::clone(&store), clock, PriorityMatrix::default());
-        let router = keel_http::router(state, &config);
+        let router = keel_http::router(state.clone(), &config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Node { base, store, server }
+        Node {
+            base,
+            store,
+            state,
+            clock: offset,
+            server,
+        }
     }
 }
 

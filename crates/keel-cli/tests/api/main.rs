@@ -17,4 +17,5 @@ mod lifecycle;
 mod listing;
 mod oncall;
 mod operations;
+mod sla;
 mod timeline;

@@ -30,8 +30,13 @@ use rows::{
 };
 use writer::{Session, Writer};
 
-use crate::plan::{IngestContext, changes_json, classification, first_reaction, plan_ingest, policy_json};
-use crate::{Alert, AlertFilter, IngestOutcome, IngestRequest, MaintenanceWindow};
+use crate::plan::{
+    IngestContext, changes_json, classification, first_reaction, plan_ingest, plan_sweep, policy_json, sla_dirty,
+    sla_notifications,
+};
+use crate::{
+    Alert, AlertFilter, IngestOutcome, IngestRequest, MaintenanceWindow, Notification, SweepOutcome, SweepRequest,
+};
 use keel_domain::catalogue::{self, Catalogue};
 
 const MIGRATIONS: &[&str] = &[
@@ -40,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_alerts.sql"),
     include_str!("../../migrations/sqlite/0004_detection_policy.sql"),
     include_str!("../../migrations/sqlite/0005_catalogue.sql"),
+    include_str!("../../migrations/sqlite/0006_sla.sql"),
 ];
 
 /// Tuning of the SQLite adapter.
@@ -339,6 +345,89 @@ fn store_planned(conn: &Connection, planned: &Planned, previous: Option<&Inciden
         .execute(incident_params)
         .map_err(map_err)?;
     }
+    if !is_new && sla_dirty(planned) {
+        conn.prepare_cached("UPDATE incidents SET sla_next_at = 0 WHERE id = ?1")
+            .map_err(map_err)?
+            .execute([&inc.id])
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// One SLA sweep inside the writer's transaction.
+fn sweep_in(session: &mut Session<'_>, request: &SweepRequest, now: Timestamp) -> Result<SweepOutcome, StoreError> {
+    let mut outcome = SweepOutcome::default();
+    let at = now.as_micros();
+    if request.policies.is_empty() {
+        // No SLA anywhere: every waiting timer simply stops.
+        outcome.examined = session
+            .conn
+            .prepare_cached(
+                "UPDATE incidents SET sla_next_at = NULL, sla_state = NULL, sla_due_at = NULL
+                 WHERE sla_next_at IS NOT NULL AND sla_next_at <= ?1",
+            )
+            .map_err(map_err)?
+            .execute([at])
+            .map_err(map_err)?;
+        return Ok(outcome);
+    }
+    let ids: Vec<String> = {
+        let mut stmt = session
+            .conn
+            .prepare_cached(
+                "SELECT id FROM incidents WHERE sla_next_at IS NOT NULL AND sla_next_at <= ?1
+                 ORDER BY sla_next_at LIMIT ?2",
+            )
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map(params![at, i64::from(request.limit)], |row| row.get(0))
+            .map_err(map_err)?;
+        rows.collect::<Result<_, _>>().map_err(map_err)?
+    };
+    for id in ids {
+        let Some(incident) = peek_incident(session, &id)? else {
+            continue;
+        };
+        outcome.examined += 1;
+        let (commands, verdict) = plan_sweep(&incident, request, now);
+        for command in &commands {
+            let executed = execute_in(session, command, now)?;
+            outcome.entries += executed.entries.len();
+            for notification in sla_notifications(&executed.incident, &executed.entries, &request.team_leads, now) {
+                insert_notification(session.conn, &notification)?;
+                outcome.notifications += 1;
+            }
+        }
+        session
+            .conn
+            .prepare_cached("UPDATE incidents SET sla_next_at = ?2, sla_state = ?3, sla_due_at = ?4 WHERE id = ?1")
+            .map_err(map_err)?
+            .execute(params![
+                id,
+                verdict.next_at.map(Timestamp::as_micros),
+                verdict.state.map(sla_state_name),
+                verdict.due_at.map(Timestamp::as_micros),
+            ])
+            .map_err(map_err)?;
+    }
+    Ok(outcome)
+}
+
+fn insert_notification(conn: &Connection, n: &Notification) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO notifications (id, incident_id, kind, recipients, payload, created_at, attempts, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?6)",
+    )
+    .map_err(map_err)?
+    .execute(params![
+        n.id,
+        n.incident_id,
+        n.kind,
+        serde_json::to_string(&n.recipients).unwrap_or_else(|_| "[]".into()),
+        n.payload.to_string(),
+        n.created_at.as_micros(),
+    ])
+    .map_err(map_err)?;
     Ok(())
 }
 
@@ -567,6 +656,7 @@ impl Store for SqliteStore {
                     catalogue::Change::Delete(_, id) => Some(id.clone()),
                     _ => None,
                 };
+                let retime = crate::touches_sla(&change);
                 match catalogue.apply(change)? {
                     Some(row) => {
                         conn.prepare_cached(
@@ -596,7 +686,106 @@ impl Store for SqliteStore {
                         }
                     }
                 }
+                if retime {
+                    conn.execute(crate::RETIME_OPEN_INCIDENTS, []).map_err(map_err)?;
+                }
                 Ok(catalogue)
+            })
+            .await
+    }
+
+    async fn sweep_sla(&self, request: SweepRequest) -> Result<SweepOutcome, StoreError> {
+        let clock = Arc::clone(&self.clock);
+        self.writer
+            .write(move |session| {
+                session.conn.execute_batch("SAVEPOINT sweep").map_err(map_err)?;
+                let outcome = sweep_in(session, &request, clock.now());
+                if outcome.is_err() {
+                    session
+                        .conn
+                        .execute_batch("ROLLBACK TO sweep; RELEASE sweep")
+                        .map_err(map_err)?;
+                    session.cache.clear();
+                } else {
+                    session.conn.execute_batch("RELEASE sweep").map_err(map_err)?;
+                }
+                Ok(outcome)
+            })
+            .await?
+    }
+
+    async fn claim_notifications(&self, limit: u32, lease_secs: u32) -> Result<Vec<Notification>, StoreError> {
+        let clock = Arc::clone(&self.clock);
+        self.writer
+            .write(move |session| {
+                let now = clock.now().as_micros();
+                let mut stmt = session
+                    .conn
+                    .prepare_cached(
+                        "SELECT id, incident_id, kind, recipients, payload, created_at, attempts FROM notifications
+                         WHERE delivered_at IS NULL AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![now, i64::from(limit)], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, String>(4)?,
+                            row.get::<_, i64>(5)?,
+                            row.get::<_, i64>(6)?,
+                        ))
+                    })
+                    .map_err(map_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(map_err)?;
+                let mut claimed = Vec::with_capacity(rows.len());
+                for (id, incident_id, kind, recipients, payload, created_at, attempts) in rows {
+                    session
+                        .conn
+                        .prepare_cached(
+                            "UPDATE notifications SET next_attempt_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+                        )
+                        .map_err(map_err)?
+                        .execute(params![id, now + i64::from(lease_secs) * 1_000_000])
+                        .map_err(map_err)?;
+                    claimed.push(Notification {
+                        id,
+                        incident_id,
+                        kind,
+                        recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+                        payload: serde_json::from_str(&payload).unwrap_or_default(),
+                        created_at: Timestamp::from_micros(created_at),
+                        attempts: attempts + 1,
+                    });
+                }
+                Ok(claimed)
+            })
+            .await
+    }
+
+    async fn finish_notification(&self, id: &str, failure: Option<(String, Timestamp)>) -> Result<(), StoreError> {
+        let clock = Arc::clone(&self.clock);
+        let id = id.to_string();
+        self.writer
+            .write(move |session| {
+                match failure {
+                    None => session
+                        .conn
+                        .prepare_cached("UPDATE notifications SET delivered_at = ?2, last_error = NULL WHERE id = ?1")
+                        .map_err(map_err)?
+                        .execute(params![id, clock.now().as_micros()])
+                        .map_err(map_err)?,
+                    Some((error, retry_at)) => session
+                        .conn
+                        .prepare_cached("UPDATE notifications SET last_error = ?2, next_attempt_at = ?3 WHERE id = ?1")
+                        .map_err(map_err)?
+                        .execute(params![id, error, retry_at.as_micros()])
+                        .map_err(map_err)?,
+                };
+                Ok(())
             })
             .await
     }
@@ -1081,4 +1270,17 @@ fn insert_token(conn: &Connection, token: &ApiToken) -> Result<(), StoreError> {
     ])
     .map_err(map_err)?;
     Ok(())
+}
+
+/// The stored name of an SLA state.
+pub(crate) fn sla_state_name(state: keel_domain::sla::SlaState) -> &'static str {
+    use keel_domain::sla::SlaState;
+    match state {
+        SlaState::Within => "within",
+        SlaState::AtRisk => "at_risk",
+        SlaState::Breached => "breached",
+        SlaState::Met => "met",
+        SlaState::Missed => "missed",
+        SlaState::Cancelled => "cancelled",
+    }
 }
