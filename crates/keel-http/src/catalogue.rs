@@ -580,3 +580,71 @@ pub async fn impact(State(state): State<AppState>, auth: Auth, Path(id): Path<St
             .into(),
     ))
 }
+
+/// One column of a team's board.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ColumnView {
+    /// new | accepted | on_hold
+    pub state: String,
+    pub count: i64,
+    /// The team's WIP limit for the column, if it set one.
+    pub wip_limit: Option<u32>,
+    /// Whether the column holds more than its limit.
+    pub over_limit: bool,
+}
+
+/// A team's backlog: its open work in the order to take it, and its board.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BacklogView {
+    pub team: String,
+    /// Most urgent first: priority, then SLA due time (none last), then age.
+    pub items: Vec<crate::dto::IncidentView>,
+    pub columns: Vec<ColumnView>,
+}
+
+/// A team's open work by priority, then SLA due time, and its board with
+/// the WIP limit of each column (staff).
+#[utoipa::path(get, path = "/api/v1/teams/{id}/backlog", tag = "catalogue", params(("id" = String, Path)),
+    responses((status = 200, body = BacklogView), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn backlog(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BacklogView>> {
+    auth.require(Role::Agent)?;
+    let catalogue = state.store.load_catalogue().await?;
+    let team = found(catalogue.team(&id), Kind::Team)?.clone();
+    let backlog = state
+        .store
+        .team_backlog(vec![team.name.clone(), team.id.clone()], 500)
+        .await?;
+    let routing = state.routing().await?;
+    let now = state.clock.now();
+    let items = backlog
+        .items
+        .iter()
+        .map(|(incident, _)| {
+            let mut view = crate::dto::IncidentView::from(incident);
+            view.sla = crate::sla::view(incident, &routing.sla, now);
+            view
+        })
+        .collect();
+    let columns = ["new", "accepted", "on_hold"]
+        .into_iter()
+        .map(|column| {
+            let count = backlog.counts.get(column).copied().unwrap_or(0);
+            let wip_limit = team.wip_limits.get(column).copied();
+            ColumnView {
+                state: column.to_string(),
+                count,
+                wip_limit,
+                over_limit: wip_limit.is_some_and(|limit| count > i64::from(limit)),
+            }
+        })
+        .collect();
+    Ok(Json(BacklogView {
+        team: team.name,
+        items,
+        columns,
+    }))
+}

@@ -254,6 +254,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalogue::create_ci, catalogue::list_cis))
         .routes(routes!(catalogue::show_ci, catalogue::patch_ci, catalogue::delete_ci))
         .routes(routes!(catalogue::impact))
+        .routes(routes!(catalogue::backlog))
         .routes(routes!(rules::create, rules::list))
         .routes(routes!(rules::show, rules::patch, rules::delete))
         .routes(routes!(oncall::create, oncall::list))

@@ -493,6 +493,18 @@ pub struct Executed {
     pub entries: Vec<Entry>,
 }
 
+/// A team's open work and the size of each board column.
+#[derive(Clone, Debug, Default)]
+pub struct Backlog {
+    /// Open incidents with their earliest SLA due time, in working order.
+    pub items: Vec<(Incident, Option<Timestamp>)>,
+    /// Open incidents per state.
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// The backlog query's ORDER BY: priority, then SLA due time (none last), then age.
+pub(crate) const BACKLOG_ORDER: &str = "priority, sla_due_at IS NULL, sla_due_at, number";
+
 /// Filters of the incident list; all optional, combined with AND.
 #[derive(Clone, Debug, Default)]
 pub struct IncidentFilter {
@@ -597,6 +609,10 @@ pub trait Store: Send + Sync + 'static {
     async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError>;
     async fn get_incident(&self, incident: &IncidentRef) -> Result<Option<Incident>, StoreError>;
     async fn list_incidents(&self, filter: &IncidentFilter, page: Page) -> Result<Vec<Incident>, StoreError>;
+    /// A team's open work (its name and id in `team_keys`), most urgent first:
+    /// by priority, then SLA due time (none last), then age; and the count
+    /// of its open incidents per state.
+    async fn team_backlog(&self, team_keys: Vec<String>, limit: u32) -> Result<Backlog, StoreError>;
     /// Entries of an incident with `seq` above `after_seq`, by `seq`, at most
     /// `limit` of them (`None`: all).
     async fn timeline(

@@ -931,6 +931,40 @@ impl Store for PostgresStore {
             .transpose()
     }
 
+    async fn team_backlog(&self, team_keys: Vec<String>, limit: u32) -> Result<crate::Backlog, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT doc, sla_due_at FROM incidents WHERE team = ANY($1) AND state IN ('new', 'accepted', 'on_hold')
+             ORDER BY {} LIMIT $2",
+            crate::BACKLOG_ORDER
+        ))
+        .bind(&team_keys)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut backlog = crate::Backlog::default();
+        for row in &rows {
+            let incident: Incident = row.try_get::<Json<Incident>, _>("doc").map_err(map_err)?.0;
+            let due: Option<i64> = row.try_get("sla_due_at").map_err(map_err)?;
+            backlog.items.push((incident, due.map(Timestamp::from_micros)));
+        }
+        let counts = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM incidents WHERE team = ANY($1) AND state IN ('new', 'accepted', 'on_hold')
+             GROUP BY state",
+        )
+        .bind(&team_keys)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        for row in &counts {
+            backlog.counts.insert(
+                row.try_get("state").map_err(map_err)?,
+                row.try_get("n").map_err(map_err)?,
+            );
+        }
+        Ok(backlog)
+    }
+
     async fn list_incidents(&self, filter: &IncidentFilter, page: Page) -> Result<Vec<Incident>, StoreError> {
         let (sql, binds) = list_query(filter, page, '$');
         let mut query = sqlx::query(&sql);

@@ -13,6 +13,7 @@ on_both_engines!(
     an_incident_on_a_ci_shows_impacted_services_and_similar_systems,
     event_incidents_of_a_team_are_owned_by_its_lead,
     classification_rules_apply_to_reports_and_events,
+    a_team_backlog_orders_by_priority_then_sla_due_and_flags_wip_limits,
 );
 
 async fn created(app: &App, path: &str, body: Value) -> Value {
@@ -271,4 +272,60 @@ async fn classification_rules_apply_to_reports_and_events(engine: Engine) {
     assert_eq!(disabled.ok()["enabled"], false);
     let later = app.user.incident(json!({"title": "VPN again"})).await;
     assert_eq!(later["team"], Value::Null, "a disabled rule no longer applies");
+}
+
+async fn a_team_backlog_orders_by_priority_then_sla_due_and_flags_wip_limits(engine: Engine) {
+    let app = App::start(engine).await;
+    created(&app, "/api/v1/teams", json!({"name": "Web", "wip_limits": {"new": 2}})).await;
+    created(&app, "/api/v1/services", json!({"name": "Reports"})).await;
+    created(
+        &app,
+        "/api/v1/sla-policies",
+        json!({"name": "Default", "targets": [{"priority": "P3", "response": "10m"}]}),
+    )
+    .await;
+    created(
+        &app,
+        "/api/v1/sla-policies",
+        json!({"name": "Reports", "service": "Reports", "targets": [{"priority": "P3", "response": "60m"}]}),
+    )
+    .await;
+    let p3 = json!({"impact": 1, "urgency": 3, "team": "Web"});
+    let mut slow = p3.clone();
+    slow["title"] = json!("Report late");
+    slow["service"] = json!("Reports");
+    let slow = app.agent.incident(slow).await;
+    let mut fast = p3.clone();
+    fast["title"] = json!("Shop slow");
+    let fast = app.agent.incident(fast).await;
+    let low = app
+        .agent
+        .incident(json!({"title": "Typo on page", "impact": 4, "urgency": 4, "team": "Web"}))
+        .await;
+    let urgent = app
+        .agent
+        .incident(json!({"title": "Shop down", "impact": 1, "urgency": 1, "team": "Web"}))
+        .await;
+    app.agent.incident(json!({"title": "Other team", "team": "DBA"})).await;
+    keel_http::workers::sweep_once(&app.node.state).await.expect("sweep");
+
+    let backlog = app.agent.get("/api/v1/teams/Web/backlog").await;
+    let order: Vec<&Value> = backlog.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| &i["id"])
+        .collect();
+    assert_eq!(
+        order,
+        [&urgent["id"], &fast["id"], &slow["id"], &low["id"]],
+        "priority first, then the earlier SLA due time"
+    );
+    let new_column = &backlog.body["columns"][0];
+    assert_eq!(new_column["state"], "new");
+    assert_eq!(new_column["count"], 4);
+    assert_eq!(new_column["wip_limit"], 2);
+    assert_eq!(new_column["over_limit"], true);
+    assert_eq!(backlog.body["columns"][1]["over_limit"], false);
+    app.agent.get("/api/v1/teams/Nobody/backlog").await.problem(404);
 }

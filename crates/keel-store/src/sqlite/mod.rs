@@ -906,6 +906,48 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn team_backlog(&self, team_keys: Vec<String>, limit: u32) -> Result<crate::Backlog, StoreError> {
+        self.read(move |conn| {
+            let marks: Vec<String> = (1..=team_keys.len()).map(|i| format!("?{i}")).collect();
+            let teams = marks.join(", ");
+            let mut binds: Vec<Bind> = team_keys.iter().cloned().map(Bind::Text).collect();
+            binds.push(Bind::Int(i64::from(limit)));
+            let sql = format!(
+                "SELECT doc, sla_due_at FROM incidents WHERE team IN ({teams}) AND state IN ('new', 'accepted', 'on_hold')
+                 ORDER BY {} LIMIT ?{}",
+                crate::BACKLOG_ORDER,
+                binds.len()
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(binds.iter()), |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?))
+                })
+                .map_err(map_err)?;
+            let mut backlog = crate::Backlog::default();
+            for row in rows {
+                let (doc, due) = row.map_err(map_err)?;
+                backlog.items.push((parse_doc(&doc)?, due.map(Timestamp::from_micros)));
+            }
+            let sql = format!(
+                "SELECT state, COUNT(*) FROM incidents WHERE team IN ({teams}) AND state IN ('new', 'accepted', 'on_hold')
+                 GROUP BY state"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(team_keys.iter()), |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })
+                .map_err(map_err)?;
+            for row in rows {
+                let (state, n) = row.map_err(map_err)?;
+                backlog.counts.insert(state, n);
+            }
+            Ok(backlog)
+        })
+        .await
+    }
+
     async fn list_incidents(&self, filter: &IncidentFilter, page: Page) -> Result<Vec<Incident>, StoreError> {
         let (sql, binds) = list_query(filter, page, '?');
         self.read(move |conn| {
