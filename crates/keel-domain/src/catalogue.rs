@@ -26,6 +26,8 @@ pub enum Kind {
     Schedule,
     /// An SLA policy (per service, or the default).
     SlaPolicy,
+    /// A team's escalation policy.
+    EscalationPolicy,
 }
 
 impl Kind {
@@ -39,23 +41,27 @@ impl Kind {
             Kind::Rule => "rule",
             Kind::Schedule => "schedule",
             Kind::SlaPolicy => "sla_policy",
+            Kind::EscalationPolicy => "escalation_policy",
         }
     }
 
     /// Parses a wire name.
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Kind::Team,
-            Kind::Service,
-            Kind::Ci,
-            Kind::Rule,
-            Kind::Schedule,
-            Kind::SlaPolicy,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == text)
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
+
+    /// Every kind (a new kind must be added here, or stored rows of it
+    /// would not load: the test below checks the names round-trip).
+    pub const ALL: [Kind; 7] = [
+        Kind::Team,
+        Kind::Service,
+        Kind::Ci,
+        Kind::Rule,
+        Kind::Schedule,
+        Kind::SlaPolicy,
+        Kind::EscalationPolicy,
+    ];
 }
 
 /// A team: people who own incidents together.
@@ -147,6 +153,7 @@ pub struct Catalogue {
     pub rules: Vec<Rule>,
     pub schedules: Vec<TeamSchedule>,
     pub sla_policies: Vec<SlaPolicyDoc>,
+    pub escalation_policies: Vec<crate::escalation::EscalationPolicy>,
 }
 
 /// A write to the catalogue.
@@ -160,6 +167,7 @@ pub enum Change {
     /// The spec must already have been checked with its time zone loaded
     /// (`SlaPolicy::from_spec`): that needs the time zone database.
     PutSlaPolicy(SlaPolicyDoc),
+    PutEscalationPolicy(crate::escalation::EscalationPolicy),
     Delete(Kind, String),
 }
 
@@ -297,6 +305,12 @@ impl Catalogue {
         self.sla_policies.iter().find(|p| p.id == key || p.name == key)
     }
 
+    /// The escalation policy with this id or name.
+    #[must_use]
+    pub fn escalation_policy(&self, key: &str) -> Option<&crate::escalation::EscalationPolicy> {
+        self.escalation_policies.iter().find(|p| p.id == key || p.name == key)
+    }
+
     /// The CI with this id or name.
     #[must_use]
     pub fn ci(&self, key: &str) -> Option<&Ci> {
@@ -380,6 +394,10 @@ impl Catalogue {
                 Kind::Rule => catalogue.rules.iter().any(|r| r.id != id && r.name == name),
                 Kind::Schedule => catalogue.schedules.iter().any(|r| r.id != id && r.name == name),
                 Kind::SlaPolicy => catalogue.sla_policies.iter().any(|r| r.id != id && r.name == name),
+                Kind::EscalationPolicy => catalogue
+                    .escalation_policies
+                    .iter()
+                    .any(|r| r.id != id && r.name == name),
             };
             if clash {
                 Err(DomainError::Invalid(format!(
@@ -501,6 +519,43 @@ impl Catalogue {
                 self.sla_policies.push(policy);
                 Ok(Some(stored))
             }
+            Change::PutEscalationPolicy(policy) => {
+                let mut policy = policy.checked()?;
+                policy.team = self
+                    .team(&policy.team)
+                    .map(|t| t.id.clone())
+                    .ok_or_else(|| DomainError::Invalid(format!("no team {:?}", policy.team)))?;
+                for level in &mut policy.levels {
+                    for target in &mut level.targets {
+                        if let crate::escalation::Target::Schedule(key) = target {
+                            *key = self
+                                .schedule(key)
+                                .map(|s| s.id.clone())
+                                .ok_or_else(|| DomainError::Invalid(format!("no schedule {key:?}")))?;
+                        }
+                    }
+                }
+                if let Some(other) = self
+                    .escalation_policies
+                    .iter()
+                    .find(|p| p.id != policy.id && p.team == policy.team)
+                {
+                    return Err(DomainError::Invalid(format!(
+                        "the team already has an escalation policy: {:?}",
+                        other.name
+                    )));
+                }
+                taken(Kind::EscalationPolicy, &policy.id, &policy.name, self)?;
+                let stored = row(
+                    Kind::EscalationPolicy,
+                    &policy.id,
+                    &policy.name,
+                    serde_json::to_string(&policy),
+                )?;
+                self.escalation_policies.retain(|p| p.id != policy.id);
+                self.escalation_policies.push(policy);
+                Ok(Some(stored))
+            }
             Change::Delete(kind, id) => {
                 let referrers = self.referrers(kind, &id);
                 if !referrers.is_empty() {
@@ -516,6 +571,7 @@ impl Catalogue {
                     Kind::Rule => self.rules.retain(|r| r.id != id),
                     Kind::Schedule => self.schedules.retain(|s| s.id != id),
                     Kind::SlaPolicy => self.sla_policies.retain(|p| p.id != id),
+                    Kind::EscalationPolicy => self.escalation_policies.retain(|p| p.id != id),
                 }
                 Ok(None)
             }
@@ -536,6 +592,7 @@ impl Catalogue {
                 Kind::Rule => catalogue.rules.push(serde_json::from_str(&row.doc)?),
                 Kind::Schedule => catalogue.schedules.push(serde_json::from_str(&row.doc)?),
                 Kind::SlaPolicy => catalogue.sla_policies.push(serde_json::from_str(&row.doc)?),
+                Kind::EscalationPolicy => catalogue.escalation_policies.push(serde_json::from_str(&row.doc)?),
             }
         }
         Ok(catalogue)
@@ -557,6 +614,12 @@ impl Catalogue {
                         .filter(|s| s.team == id)
                         .map(|s| format!("schedule {}", s.name)),
                 )
+                .chain(
+                    self.escalation_policies
+                        .iter()
+                        .filter(|p| p.team == id)
+                        .map(|p| format!("escalation policy {}", p.name)),
+                )
                 .collect(),
             Kind::Service => self
                 .cis
@@ -576,7 +639,18 @@ impl Catalogue {
                 .filter(|c| c.depends_on.iter().any(|d| d == id))
                 .map(|c| format!("CI {}", c.name))
                 .collect(),
-            Kind::Rule | Kind::Schedule | Kind::SlaPolicy => Vec::new(),
+            Kind::Schedule => self
+                .escalation_policies
+                .iter()
+                .filter(|p| {
+                    p.levels
+                        .iter()
+                        .flat_map(|l| &l.targets)
+                        .any(|t| matches!(t, crate::escalation::Target::Schedule(s) if s == id))
+                })
+                .map(|p| format!("escalation policy {}", p.name))
+                .collect(),
+            Kind::Rule | Kind::SlaPolicy | Kind::EscalationPolicy => Vec::new(),
         }
     }
 
@@ -676,6 +750,7 @@ mod tests {
             rules: Vec::new(),
             schedules: Vec::new(),
             sla_policies: Vec::new(),
+            escalation_policies: Vec::new(),
         }
     }
 
@@ -732,6 +807,24 @@ mod tests {
         );
         assert_eq!(catalogue.referrers(Kind::Service, "reports"), ["CI db-2-name"]);
         assert!(catalogue.referrers(Kind::Ci, "app-1").is_empty());
+    }
+
+    #[test]
+    fn every_kind_name_round_trips() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+        }
+        // A kind missing from ALL would be caught here by the match.
+        let count = |kind: Kind| match kind {
+            Kind::Team
+            | Kind::Service
+            | Kind::Ci
+            | Kind::Rule
+            | Kind::Schedule
+            | Kind::SlaPolicy
+            | Kind::EscalationPolicy => 1,
+        };
+        assert_eq!(Kind::ALL.iter().map(|k| count(*k)).sum::<usize>(), 7);
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct Incident {
     /// What SLA clocks need of the history (registration, accept, holds, …).
     #[serde(default)]
     pub sla_events: Vec<crate::sla::SlaEvent>,
+    /// The escalation level reached (ownership moved up because nobody accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_level: Option<u32>,
     /// SLA bookkeeping from the timeline: targets announced, warnings and
     /// breaches recorded (each once per target).
     #[serde(default)]
@@ -161,6 +164,7 @@ pub fn apply(
             open_alerts: Vec::new(),
             sla_events: crate::sla::events_from_timeline(&[(at, change)]),
             sla: SlaRecord::default(),
+            escalation_level: None,
             version: seq,
         });
     }
@@ -274,6 +278,11 @@ pub fn apply(
             }
         }
         Change::CollaboratorLeft { user } => inc.collaborators.retain(|c| c != user),
+        Change::Escalated { level, to, .. } => {
+            inc.collaborators.retain(|c| c != to);
+            inc.owner = to.clone();
+            inc.escalation_level = Some(*level);
+        }
         Change::SlaTargetsSet {
             priority,
             response_due,

@@ -15,6 +15,7 @@ mod access;
 pub mod catalogue;
 pub mod detection;
 mod error;
+pub mod escalation;
 mod incident;
 mod lifecycle;
 pub mod oncall;

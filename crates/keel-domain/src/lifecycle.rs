@@ -317,6 +317,12 @@ pub enum Command {
         target: String,
         due_at: Option<Timestamp>,
     },
+    /// The sweep: nobody accepted in time; ownership moves to escalation
+    /// level `level`'s person (recorded once per level).
+    Escalate {
+        level: u32,
+        to: UserId,
+    },
     /// A person joins the swarm on the incident (functional help from
     /// another team); collaborators see it in their views.
     Join {
@@ -356,6 +362,7 @@ impl Command {
             Command::RecoverAlert { .. } => "recover alert",
             Command::FlagFlapping { .. } => "flag flapping",
             Command::Join { .. } => "join",
+            Command::Escalate { .. } => "escalate",
             Command::SetSlaTargets { .. } => "set SLA targets",
             Command::SlaAtRisk { .. } => "warn of SLA risk",
             Command::SlaBreached { .. } => "record an SLA breach",
@@ -447,6 +454,11 @@ pub enum Change {
     },
     CollaboratorJoined {
         user: UserId,
+    },
+    Escalated {
+        level: u32,
+        to: UserId,
+        previous: UserId,
     },
     SlaTargetsSet {
         priority: Priority,
@@ -764,6 +776,16 @@ pub fn decide(
                 return Ok(Vec::new());
             }
             Change::SlaBreached { target, due_at }
+        }
+        Command::Escalate { level, to } => {
+            if state != State::New || incident.escalation_level.is_some_and(|l| l >= level) {
+                return Ok(Vec::new());
+            }
+            Change::Escalated {
+                level,
+                to,
+                previous: incident.owner.clone(),
+            }
         }
         Command::Join { user } => {
             if !state.is_open() {

@@ -189,6 +189,7 @@ fn not_found(kind: Kind) -> ApiError {
         Kind::Rule => "rule",
         Kind::Schedule => "schedule",
         Kind::SlaPolicy => "SLA policy",
+        Kind::EscalationPolicy => "escalation policy",
     })
 }
 
@@ -296,11 +297,13 @@ impl AppState {
             }
         }
         let sla = Arc::new(crate::sla::compile(&catalogue));
+        let escalations = crate::oncall::resolve_escalations(&catalogue, self.clock.now());
         let routing = Arc::new(Routing {
             rules: Arc::new(catalogue.rules),
             team_owners,
             team_leads,
             sla,
+            escalations,
         });
         if let Ok(mut cached) = self.catalogue_cache.routing.lock() {
             *cached = Some((std::time::Instant::now(), Arc::clone(&routing)));

@@ -262,6 +262,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(oncall::list_shifts))
         .routes(routes!(oncall::team_on_call))
         .routes(routes!(oncall::ical))
+        .routes(routes!(oncall::create_escalation, oncall::list_escalations))
+        .routes(routes!(
+            oncall::show_escalation,
+            oncall::patch_escalation,
+            oncall::delete_escalation
+        ))
         .routes(routes!(sla::create, sla::list))
         .routes(routes!(sla::show, sla::patch, sla::delete))
 }

@@ -14,7 +14,10 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::tz::TimeZone;
+use std::sync::Arc;
+
 use keel_domain::catalogue::{Catalogue, Change, Kind, TeamSchedule};
+use keel_domain::escalation::{EscalationPolicy, Level, Resolved, Target};
 use keel_domain::oncall::{Layer, Override, Schedule, ShiftSource, ical_feed, shifts, shifts_for_user, who_is_on_call};
 use keel_domain::{Role, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
@@ -419,4 +422,222 @@ pub async fn ical(State(state): State<AppState>, auth: Auth, Path(id): Path<Stri
     all.sort_by_key(|s| s.start);
     let body = ical_feed("keel on-call", &user.name, &all, now);
     Ok(([(header::CONTENT_TYPE, "text/calendar; charset=utf-8")], body).into_response())
+}
+
+/// Every team's escalation ladder with its targets resolved to people as of
+/// `now` (keyed by team name and id).
+pub(crate) fn resolve_escalations(catalogue: &Catalogue, now: Timestamp) -> BTreeMap<String, Arc<Resolved>> {
+    let mut out = BTreeMap::new();
+    for policy in &catalogue.escalation_policies {
+        let Some(team) = catalogue.team(&policy.team) else {
+            continue;
+        };
+        let levels = policy
+            .levels
+            .iter()
+            .map(|level| {
+                let person = level.targets.iter().find_map(|target| match target {
+                    Target::User(user) => Some(user.clone()),
+                    Target::Lead => team.lead.clone(),
+                    Target::Schedule(id) => {
+                        let schedule = catalogue.schedule(id)?;
+                        let tz = TimeZone::get(&schedule.schedule.time_zone).ok()?;
+                        who_is_on_call(&schedule.schedule, &tz, now).map(|o| o.user)
+                    }
+                });
+                (level.after, person)
+            })
+            .collect();
+        let resolved = Arc::new(Resolved { levels });
+        out.insert(team.name.clone(), Arc::clone(&resolved));
+        out.insert(team.id.clone(), resolved);
+    }
+    out
+}
+
+/// An escalation policy. `POST` needs `name`, `team` and `levels`:
+/// `[{"after": "5m", "targets": ["<user id>", "<schedule id or name>", "lead"]}, …]`
+/// — each level is engaged that long after registration if nobody accepted.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationInput {
+    pub name: Option<String>,
+    /// The team (id or name).
+    pub team: Option<String>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub levels: Option<Vec<Value>>,
+}
+
+/// An escalation policy as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EscalationView {
+    pub id: String,
+    pub name: String,
+    /// The team's id.
+    pub team: String,
+    /// `[{"after": "5m", "targets": [{"user": id} | {"schedule": id} | "lead"]}]`, by delay.
+    #[schema(value_type = Vec<Object>)]
+    pub levels: Value,
+}
+
+impl From<&EscalationPolicy> for EscalationView {
+    fn from(p: &EscalationPolicy) -> Self {
+        Self {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            team: p.team.clone(),
+            levels: serde_json::to_value(&p.levels).unwrap_or_default(),
+        }
+    }
+}
+
+async fn levels_from(state: &AppState, catalogue: &Catalogue, values: Vec<Value>) -> ApiResult<Vec<Level>> {
+    let mut levels = Vec::with_capacity(values.len());
+    for (i, value) in values.into_iter().enumerate() {
+        let after = value
+            .get("after")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid(format!("level {i}: after is required (e.g. \"15m\")")))?;
+        let after = after
+            .parse::<keel_domain::sla::Duration>()
+            .map_err(|e| ApiError::invalid(format!("level {i}: after: {e}")))?;
+        let names = value
+            .get("targets")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::invalid(format!("level {i}: targets is a list")))?;
+        let mut targets = Vec::new();
+        for name in names {
+            let name = name
+                .as_str()
+                .ok_or_else(|| ApiError::invalid(format!("level {i}: targets are user ids, schedules or \"lead\"")))?;
+            let target = if name == "lead" {
+                Target::Lead
+            } else if let Some(schedule) = catalogue.schedule(name) {
+                Target::Schedule(schedule.id.clone())
+            } else if state.store.get_user(name).await?.is_some() {
+                Target::User(UserId::new(name))
+            } else {
+                return Err(ApiError::invalid(format!(
+                    "level {i}: {name:?} is neither a user, a schedule nor \"lead\""
+                )));
+            };
+            targets.push(target);
+        }
+        if let Some(object) = value.as_object()
+            && let Some(other) = object.keys().find(|k| !matches!(k.as_str(), "after" | "targets"))
+        {
+            return Err(ApiError::invalid(format!("level {i}: unknown field {other:?}")));
+        }
+        levels.push(Level { after, targets });
+    }
+    Ok(levels)
+}
+
+/// Create a team's escalation policy (admin).
+#[utoipa::path(post, path = "/api/v1/escalation-policies", tag = "on-call", request_body = EscalationInput,
+    responses((status = 201, body = EscalationView), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_escalation(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(input): ApiJson<EscalationInput>,
+) -> ApiResult<(StatusCode, Json<EscalationView>)> {
+    auth.require(Role::Admin)?;
+    let catalogue = state.store.load_catalogue().await?;
+    let policy = EscalationPolicy {
+        id: new_id(),
+        name: input.name.ok_or_else(|| ApiError::invalid("name is required"))?,
+        team: input.team.ok_or_else(|| ApiError::invalid("team is required"))?,
+        levels: levels_from(
+            &state,
+            &catalogue,
+            input.levels.ok_or_else(|| ApiError::invalid("levels are required"))?,
+        )
+        .await?,
+    };
+    let id = policy.id.clone();
+    let catalogue = change(&state, Change::PutEscalationPolicy(policy)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(found(catalogue.escalation_policy(&id), Kind::EscalationPolicy)?.into()),
+    ))
+}
+
+/// List escalation policies (staff).
+#[utoipa::path(get, path = "/api/v1/escalation-policies", tag = "on-call",
+    responses((status = 200, body = Page<EscalationView>), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn list_escalations(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Page<EscalationView>>> {
+    auth.require(Role::Agent)?;
+    let catalogue = state.store.load_catalogue().await?;
+    let mut items: Vec<EscalationView> = catalogue.escalation_policies.iter().map(EscalationView::from).collect();
+    items.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// Read an escalation policy (staff).
+#[utoipa::path(get, path = "/api/v1/escalation-policies/{id}", tag = "on-call", params(("id" = String, Path)),
+    responses((status = 200, body = EscalationView), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn show_escalation(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EscalationView>> {
+    auth.require(Role::Agent)?;
+    let catalogue = state.store.load_catalogue().await?;
+    Ok(Json(
+        found(catalogue.escalation_policy(&id), Kind::EscalationPolicy)?.into(),
+    ))
+}
+
+/// Change an escalation policy (admin); `levels` replace the old ones.
+#[utoipa::path(patch, path = "/api/v1/escalation-policies/{id}", tag = "on-call", params(("id" = String, Path)),
+    request_body = EscalationInput,
+    responses((status = 200, body = EscalationView), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn patch_escalation(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<EscalationInput>,
+) -> ApiResult<Json<EscalationView>> {
+    auth.require(Role::Admin)?;
+    let catalogue = state.store.load_catalogue().await?;
+    let base = found(catalogue.escalation_policy(&id), Kind::EscalationPolicy)?.clone();
+    let key = base.id.clone();
+    let levels = match input.levels {
+        Some(levels) => levels_from(&state, &catalogue, levels).await?,
+        None => base.levels,
+    };
+    let policy = EscalationPolicy {
+        name: input.name.unwrap_or(base.name),
+        team: input.team.unwrap_or(base.team),
+        levels,
+        id: base.id,
+    };
+    let catalogue = change(&state, Change::PutEscalationPolicy(policy)).await?;
+    Ok(Json(
+        found(catalogue.escalation_policy(&key), Kind::EscalationPolicy)?.into(),
+    ))
+}
+
+/// Delete an escalation policy (admin).
+#[utoipa::path(delete, path = "/api/v1/escalation-policies/{id}", tag = "on-call", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn delete_escalation(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    auth.require(Role::Admin)?;
+    let key = found(
+        state.store.load_catalogue().await?.escalation_policy(&id),
+        Kind::EscalationPolicy,
+    )?
+    .id
+    .clone();
+    change(&state, Change::Delete(Kind::EscalationPolicy, key)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

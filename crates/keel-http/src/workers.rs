@@ -1,6 +1,7 @@
-//! Background work of every `keel serve` node: the SLA sweep (incidents
-//! whose timer is due get their targets announced, warnings and breaches
-//! recorded once, and their next timer set) and the delivery of queued
+//! Background work of every `keel serve` node: the sweep (incidents whose
+//! timer is due get their SLA targets announced, warnings and breaches
+//! recorded once, escalate when nobody accepted in time, and get their next
+//! timer set) and the delivery of queued
 //! notifications to the outbound webhook. Both are safe with any number of
 //! nodes on one database (the store skips rows another node holds, and the
 //! timeline refuses a second warning or breach). Tests call `sweep_once` /
@@ -33,6 +34,7 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepOutcome, StoreError> {
             .store
             .sweep_sla(SweepRequest {
                 policies: Arc::clone(&routing.sla),
+                escalations: routing.escalations.clone(),
                 team_leads: routing.team_leads.clone(),
                 matrix: Arc::clone(&state.matrix),
                 limit: SWEEP_BATCH,
@@ -42,7 +44,7 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepOutcome, StoreError> {
         total.entries += outcome.entries;
         total.notifications += outcome.notifications;
         metrics::counter!("keel_sla_entries_total").increment(outcome.entries as u64);
-        if outcome.examined < SWEEP_BATCH as usize || routing.sla.is_empty() {
+        if outcome.examined < SWEEP_BATCH as usize || (routing.sla.is_empty() && routing.escalations.is_empty()) {
             return Ok(total);
         }
     }

@@ -282,6 +282,8 @@ pub struct Alert {
 #[derive(Clone, Debug)]
 pub struct SweepRequest {
     pub policies: Arc<keel_domain::sla_watch::SlaPolicies>,
+    /// Team (name and id) → its escalation ladder, resolved to people now.
+    pub escalations: std::collections::BTreeMap<String, Arc<keel_domain::escalation::Resolved>>,
     pub team_leads: std::collections::BTreeMap<String, keel_domain::UserId>,
     pub matrix: Arc<PriorityMatrix>,
     pub limit: u32,
@@ -391,6 +393,8 @@ pub struct Routing {
     /// Team (name and id) → its lead, told of SLA warnings and breaches.
     pub team_leads: std::collections::BTreeMap<String, keel_domain::UserId>,
     pub sla: Arc<keel_domain::sla_watch::SlaPolicies>,
+    /// Team (name and id) → its escalation ladder, resolved to people now.
+    pub escalations: std::collections::BTreeMap<String, Arc<keel_domain::escalation::Resolved>>,
 }
 
 /// What a signal did.

@@ -98,7 +98,15 @@ pub fn plan_sweep(
     request: &crate::SweepRequest,
     now: Timestamp,
 ) -> (Vec<ExecuteRequest>, keel_domain::sla_watch::Verdict) {
-    let verdict = keel_domain::sla_watch::judge(incident, &request.policies, now);
+    let mut verdict = keel_domain::sla_watch::judge(incident, &request.policies, now);
+    if let Some(ladder) = incident.team.as_ref().and_then(|t| request.escalations.get(t)) {
+        let (command, next) = keel_domain::escalation::step(incident, ladder, now);
+        verdict.commands.extend(command);
+        verdict.next_at = match (verdict.next_at, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
     let commands = verdict
         .commands
         .iter()
@@ -114,8 +122,8 @@ pub fn plan_sweep(
     (commands, verdict)
 }
 
-/// The notifications the sweep's new entries call for: at-risk and breach,
-/// to the owner and the team's lead.
+/// The notifications the sweep's new entries call for: at-risk, breach and
+/// escalation, to the (new) owner and the team's lead.
 #[must_use]
 pub fn sla_notifications(
     incident: &Incident,
@@ -131,7 +139,7 @@ pub fn sla_notifications(
     }
     entries
         .iter()
-        .filter(|e| matches!(e.kind.as_str(), "sla_at_risk" | "sla_breached"))
+        .filter(|e| matches!(e.kind.as_str(), "sla_at_risk" | "sla_breached" | "escalated"))
         .map(|e| crate::Notification {
             id: uuid::Uuid::now_v7().to_string(),
             incident_id: incident.id.clone(),

@@ -719,7 +719,7 @@ impl Store for PostgresStore {
         let at = now.as_micros();
         let mut outcome = SweepOutcome::default();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        if request.policies.is_empty() {
+        if request.policies.is_empty() && request.escalations.is_empty() {
             let done = sqlx::query(
                 "UPDATE incidents SET sla_next_at = NULL, sla_state = NULL, sla_due_at = NULL
                  WHERE sla_next_at IS NOT NULL AND sla_next_at <= $1",

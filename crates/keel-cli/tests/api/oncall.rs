@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 use crate::harness::{App, Engine};
 use crate::on_both_engines;
 
-on_both_engines!(schedules_answer_who_is_on_call_and_own_event_incidents);
+on_both_engines!(
+    schedules_answer_who_is_on_call_and_own_event_incidents,
+    unaccepted_incidents_escalate_level_by_level_exactly_once,
+);
 
 async fn schedules_answer_who_is_on_call_and_own_event_incidents(engine: Engine) {
     let app = App::start(engine).await;
@@ -153,4 +156,100 @@ async fn schedules_answer_who_is_on_call_and_own_event_incidents(engine: Engine)
         .call(reqwest::Method::DELETE, "/api/v1/teams/Ops", None)
         .await
         .problem(409);
+}
+
+const MINUTE: i64 = 60_000_000;
+
+async fn unaccepted_incidents_escalate_level_by_level_exactly_once(engine: Engine) {
+    let app = App::start(engine).await;
+    let state = &app.node.state;
+    app.admin
+        .post("/api/v1/teams", json!({"name": "Ops", "lead": app.admin.id}))
+        .await;
+    app.admin
+        .post(
+            "/api/v1/escalation-policies",
+            json!({"name": "x", "team": "Ops", "levels": [{"after": "5m", "targets": ["nobody-at-all"]}]}),
+        )
+        .await
+        .problem(422);
+    let policy = app
+        .admin
+        .post(
+            "/api/v1/escalation-policies",
+            json!({"name": "Ops ladder", "team": "Ops", "levels": [
+                {"after": "15m", "targets": ["lead"]},
+                {"after": "5m", "targets": [app.manager.id]}
+            ]}),
+        )
+        .await;
+    assert_eq!(policy.status, 201, "{}", policy.body);
+    assert_eq!(
+        policy.body["levels"][0]["after"], "5m",
+        "levels are kept in order of delay"
+    );
+
+    let waiting = app
+        .agent
+        .incident(json!({"title": "Nobody looks", "team": "Ops"}))
+        .await;
+    let taken = app
+        .agent
+        .incident(json!({"title": "Someone looks", "team": "Ops"}))
+        .await;
+    app.agent.act(&taken, "accept", json!({})).await.ok();
+    let owner = |id: Value| {
+        let agent = app.agent.clone();
+        async move {
+            agent
+                .get(&format!("/api/v1/incidents/{}", id.as_str().expect("id")))
+                .await
+                .ok()["owner"]
+                .clone()
+        }
+    };
+
+    keel_http::workers::sweep_once(state).await.expect("sweep");
+    assert_eq!(owner(waiting["id"].clone()).await, json!(app.agent.id), "not yet");
+    app.node.clock.advance(6 * MINUTE);
+    let (a, b) = tokio::join!(
+        keel_http::workers::sweep_once(state),
+        keel_http::workers::sweep_once(state)
+    );
+    assert_eq!(
+        a.expect("sweep").entries + b.expect("sweep").entries,
+        1,
+        "escalated once"
+    );
+    assert_eq!(owner(waiting["id"].clone()).await, json!(app.manager.id));
+    app.node.clock.advance(10 * MINUTE);
+    keel_http::workers::sweep_once(state).await.expect("sweep");
+    assert_eq!(owner(waiting["id"].clone()).await, json!(app.admin.id), "then the lead");
+    assert_eq!(
+        owner(taken["id"].clone()).await,
+        json!(app.agent.id),
+        "accepted work stays put"
+    );
+    let timeline = app
+        .agent
+        .get(&format!(
+            "/api/v1/incidents/{}/timeline",
+            waiting["id"].as_str().expect("id")
+        ))
+        .await;
+    let escalations: Vec<&Value> = timeline.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["kind"] == "escalated")
+        .collect();
+    assert_eq!(escalations.len(), 2);
+    assert_eq!(escalations[0]["data"]["previous"], json!(app.agent.id));
+    assert_eq!(escalations[1]["data"]["level"], 1);
+    let queued = app.node.store.claim_notifications(10, 60).await.expect("claim");
+    assert_eq!(
+        queued.iter().filter(|n| n.kind == "escalated").count(),
+        2,
+        "each new owner is notified"
+    );
 }

@@ -358,7 +358,7 @@ fn store_planned(conn: &Connection, planned: &Planned, previous: Option<&Inciden
 fn sweep_in(session: &mut Session<'_>, request: &SweepRequest, now: Timestamp) -> Result<SweepOutcome, StoreError> {
     let mut outcome = SweepOutcome::default();
     let at = now.as_micros();
-    if request.policies.is_empty() {
+    if request.policies.is_empty() && request.escalations.is_empty() {
         // No SLA anywhere: every waiting timer simply stops.
         outcome.examined = session
             .conn
