@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{App, Engine};
+use crate::harness::{App, Engine, Node};
 use crate::on_both_engines;
 
 on_both_engines!(sla_clocks_warn_and_breach_once_and_notify_the_owner_and_lead);
@@ -191,4 +191,58 @@ async fn sla_clocks_warn_and_breach_once_and_notify_the_owner_and_lead(engine: E
     let shown = app.agent.get(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(shown.ok()["sla"]["response"]["state"], "missed");
     assert_eq!(shown.body["sla"]["resolution"]["target"], "1h");
+}
+
+/// Three nodes on one PostgreSQL database sweep the same due timers at the
+/// same moment: every warning and breach is recorded once, every
+/// notification queued once — and a node started afterwards (a restart)
+/// finds nothing left to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_sweeping_one_postgres_act_once_per_target() {
+    let app = App::start(Engine::Postgres).await;
+    let created = app
+        .admin
+        .post(
+            "/api/v1/sla-policies",
+            json!({"name": "Tight", "targets": [{"priority": "P5", "response": "10m", "resolution": "20m"}]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let incident = app.agent.incident(json!({"title": format!("Incident {n}")})).await;
+        ids.push(incident["id"].as_str().expect("id").to_string());
+    }
+    let nodes = vec![
+        Node::start(&app.db, keel_http::HttpConfig::default()).await,
+        Node::start(&app.db, keel_http::HttpConfig::default()).await,
+        Node::start(&app.db, keel_http::HttpConfig::default()).await,
+    ];
+    for node in &nodes {
+        node.clock.advance(25 * MINUTE);
+    }
+    let (a, b, c) = tokio::join!(
+        keel_http::workers::sweep_once(&nodes[0].state),
+        keel_http::workers::sweep_once(&nodes[1].state),
+        keel_http::workers::sweep_once(&nodes[2].state)
+    );
+    let outcomes = [a.expect("sweep"), b.expect("sweep"), c.expect("sweep")];
+    let notifications: usize = outcomes.iter().map(|o| o.notifications).sum();
+    assert_eq!(
+        notifications,
+        30 * 2,
+        "one breach notice per incident and target: {outcomes:?}"
+    );
+    for id in &ids {
+        let kinds = kinds(&app, id).await;
+        for kind in ["sla_targets_set", "sla_breached"] {
+            let expected = if kind == "sla_breached" { 2 } else { 1 };
+            assert_eq!(kinds.iter().filter(|k| *k == kind).count(), expected, "{id}: {kinds:?}");
+        }
+    }
+    drop(nodes);
+    let restarted = Node::start(&app.db, keel_http::HttpConfig::default()).await;
+    restarted.clock.advance(30 * MINUTE);
+    let again = keel_http::workers::sweep_once(&restarted.state).await.expect("sweep");
+    assert_eq!((again.entries, again.notifications), (0, 0), "{again:?}");
 }
