@@ -52,6 +52,11 @@ pub struct BenchArgs {
     /// Default: all.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Also measure the SLA sweep over this many open incidents (e.g. 100000):
+    /// they are registered straight into the store, then swept once (every
+    /// timer due) and once more (none due).
+    #[arg(long, default_value_t = 0)]
+    pub sla_incidents: usize,
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
@@ -209,8 +214,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         config: None,
     };
     let mut settings = resolve(&store_args, Some("127.0.0.1:0".into()), None)?;
-    // The bench measures keel, not its rate limit.
+    // The bench measures keel, not its rate limit; the SLA sweep is measured on its own.
     settings.ingest_rate_per_key = None;
+    settings.workers = false;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&settings, Arc::clone(&clock)).await?;
     let user_id = new_id();
@@ -253,6 +259,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             signing_secret: None,
         })
         .await?;
+    let sla_figures = if args.sla_incidents > 0 {
+        Some(
+            sla_sweep(
+                Arc::clone(&store),
+                Arc::clone(&clock),
+                &settings,
+                args.sla_incidents,
+                args.concurrency,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let router = app(&settings, store, clock);
@@ -359,7 +379,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             json!({"engine": engine, "concurrency": args.concurrency, "seconds_per_phase": args.seconds,
-                   "peak_rss_mb": peak_rss_mb, "phases": items})
+                   "peak_rss_mb": peak_rss_mb, "phases": items, "sla_sweep": sla_figures})
         );
     } else {
         println!(
@@ -384,6 +404,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         if let Some(rss) = peak_rss_mb {
             println!("peak RSS of the process (server and clients): {rss:.0} MiB");
+        }
+        if let Some(sla) = &sla_figures {
+            let f = |key: &str| sla[key].as_f64().unwrap_or_default();
+            println!(
+                "SLA sweep over {} open incidents (registered at {:.0}/s): every timer due {:.2} s ({:.0} incidents/s), \
+                 then nothing due {:.2} ms",
+                sla["incidents"],
+                f("registered_per_sec"),
+                f("first_sweep_s"),
+                f("first_sweep_per_sec"),
+                f("idle_sweep_ms")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -447,4 +479,92 @@ async fn record_phases(
     .await?;
 
     Ok(vec![create, append])
+}
+
+/// Registers `n` open incidents under an SLA policy straight into the store,
+/// then times the sweep with every timer due, and again with none due.
+async fn sla_sweep(
+    store: Arc<dyn keel_store::Store>,
+    clock: Arc<dyn Clock>,
+    settings: &crate::config::Settings,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Value> {
+    use keel_domain::catalogue::{Change, SlaPolicyDoc};
+    use keel_domain::sla::SlaPolicySpec;
+    let spec: SlaPolicySpec = serde_json::from_value(json!({
+        "targets": {"P1": {"response": "15m", "resolution": "4h"}, "P2": {"response": "30m", "resolution": "8h"},
+                    "P3": {"response": "1h", "resolution": "24h"}, "P4": {"response": "4h", "resolution": "72h"},
+                    "P5": {"response": "8h", "resolution": "120h"}}
+    }))?;
+    store
+        .change_catalogue(Change::PutSlaPolicy(SlaPolicyDoc {
+            id: new_id(),
+            name: "bench".into(),
+            service: None,
+            spec,
+        }))
+        .await?;
+    let matrix = Arc::new(settings.matrix.clone());
+    let actor = keel_domain::Actor {
+        user: keel_domain::UserId::new("bench"),
+        role: Role::Agent,
+    };
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (store, matrix, actor, next) = (
+            Arc::clone(&store),
+            Arc::clone(&matrix),
+            actor.clone(),
+            Arc::clone(&next),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), keel_store::StoreError>(());
+                }
+                let level = u8::try_from(i % 4 + 1).unwrap_or(3);
+                store
+                    .register(keel_store::RegisterRequest {
+                        id: new_id(),
+                        input: keel_domain::RegistrationInput {
+                            title: format!("sla bench {i}"),
+                            impact: keel_domain::Impact::try_from(level).ok(),
+                            urgency: keel_domain::Urgency::try_from(level).ok(),
+                            ..keel_domain::RegistrationInput::default()
+                        },
+                        actor: actor.clone(),
+                        claimed: keel_domain::Claimed::default(),
+                        matrix: Arc::clone(&matrix),
+                        rules: Arc::default(),
+                        labels: std::collections::BTreeMap::new(),
+                    })
+                    .await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let registered_per_sec = n as f64 / started.elapsed().as_secs_f64();
+    let state = keel_http::AppState::new(store, clock, settings.matrix.clone());
+    let started = Instant::now();
+    let first = keel_http::workers::sweep_once(&state).await?;
+    let first_sweep_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let idle = keel_http::workers::sweep_once(&state).await?;
+    let idle_sweep_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(json!({
+        "incidents": n,
+        "registered_per_sec": registered_per_sec,
+        "first_sweep_examined": first.examined,
+        "first_sweep_entries": first.entries,
+        "first_sweep_s": first_sweep_s,
+        "first_sweep_per_sec": first.examined as f64 / first_sweep_s,
+        "idle_sweep_examined": idle.examined,
+        "idle_sweep_ms": idle_sweep_ms,
+    }))
 }

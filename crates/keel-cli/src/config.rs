@@ -86,6 +86,8 @@ pub struct Settings {
     pub ingest_rate_per_key: Option<f64>,
     /// The outbound webhook for notifications (`[notify] webhook_url` or `KEEL_NOTIFY_WEBHOOK_URL`).
     pub notify_webhook: Option<String>,
+    /// Whether this process runs the background sweep and delivery (the bench turns them off).
+    pub workers: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -162,6 +164,7 @@ pub fn resolve(store: &StoreArgs, listen: Option<String>, log_format: Option<Str
         },
         log_format,
         notify_webhook,
+        workers: true,
     })
 }
 

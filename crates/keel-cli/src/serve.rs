@@ -131,7 +131,9 @@ fn uuid_v7() -> String {
 /// Builds the app for settings and an opened store.
 pub fn app(settings: &Settings, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> axum::Router {
     let state = AppState::new(store, clock, settings.matrix.clone());
-    keel_http::workers::spawn(state.clone(), settings.notify_webhook.clone());
+    if settings.workers {
+        keel_http::workers::spawn(state.clone(), settings.notify_webhook.clone());
+    }
     keel_http::router(
         state,
         &HttpConfig {
