@@ -4,6 +4,7 @@
 
 mod bench;
 mod client;
+mod client_catalogue;
 mod client_ingest;
 mod config;
 mod demo;
@@ -42,7 +43,7 @@ enum Commands {
     Config(config::ConfigCommand),
     /// Work with incidents on a running server.
     #[command(subcommand)]
-    Incident(client::IncidentCommand),
+    Incident(client_catalogue::IncidentCommand),
     /// Manage users on a running server.
     #[command(subcommand)]
     User(client::UserCommand),
@@ -55,6 +56,24 @@ enum Commands {
     /// Plan maintenance windows: alerts are kept but open no incident.
     #[command(subcommand)]
     Maintenance(client_ingest::MaintenanceCommand),
+    /// Manage teams; see their backlog and who is on call.
+    #[command(subcommand)]
+    Team(client_catalogue::TeamCommand),
+    /// Manage services (owner team, criticality).
+    #[command(subcommand)]
+    Service(client_catalogue::ServiceCommand),
+    /// Manage configuration items and their dependencies.
+    #[command(subcommand)]
+    Ci(client_catalogue::CiCommand),
+    /// Manage classification rules for new incidents.
+    #[command(subcommand)]
+    Rule(client_catalogue::RuleCommand),
+    /// Manage on-call schedules and list their shifts.
+    #[command(subcommand)]
+    Schedule(client_catalogue::ScheduleCommand),
+    /// Manage SLA policies (targets per priority).
+    #[command(subcommand)]
+    SlaPolicy(client_catalogue::SlaPolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -72,11 +91,17 @@ fn main() -> ExitCode {
             Commands::Verify(args) => verify::run(args).await,
             Commands::Bench(args) => bench::run(args).await,
             Commands::Config(command) => config::run(&command),
-            Commands::Incident(command) => client::incident(command).await,
+            Commands::Incident(command) => client_catalogue::incident(command).await,
             Commands::User(command) => client::user(command).await,
             Commands::Integration(command) => client_ingest::integration(command).await,
             Commands::Alert(command) => client_ingest::alert(command).await,
             Commands::Maintenance(command) => client_ingest::maintenance(command).await,
+            Commands::Team(command) => client_catalogue::team(command).await,
+            Commands::Service(command) => client_catalogue::service(command).await,
+            Commands::Ci(command) => client_catalogue::ci(command).await,
+            Commands::Rule(command) => client_catalogue::rule(command).await,
+            Commands::Schedule(command) => client_catalogue::schedule(command).await,
+            Commands::SlaPolicy(command) => client_catalogue::sla_policy(command).await,
         }
     });
     match outcome {

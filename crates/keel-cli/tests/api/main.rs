@@ -6,6 +6,7 @@ mod harness;
 mod access;
 mod binary;
 mod catalogue;
+mod cli_catalogue;
 mod cli_ingest;
 mod concurrency;
 mod detection;
