@@ -362,6 +362,81 @@ pub enum SlaPolicyCommand {
     Delete(RefArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum EscalationCommand {
+    /// Create a team's escalation policy (admin).
+    Create(EscalationCreateArgs),
+    /// List escalation policies.
+    List(ListArgs),
+    /// Show one escalation policy.
+    Show(RefArgs),
+    /// Delete an escalation policy (admin).
+    Delete(RefArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EscalationCreateArgs {
+    #[arg(long)]
+    pub name: String,
+    /// The team (id or name).
+    #[arg(long)]
+    pub team: String,
+    /// DELAY:TARGET[,TARGET…], e.g. 5m:SCHEDULE or 30m:lead or 15m:USER_ID; repeat per level.
+    /// Targets are user ids, schedules (id or name) or `lead`; the first that names a person wins.
+    #[arg(long = "level", value_name = "DELAY:TARGETS", required = true)]
+    pub levels: Vec<String>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Reads `DELAY:TARGET[,TARGET…]` levels.
+fn levels(specs: &[String]) -> anyhow::Result<Value> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (after, targets) = spec
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--level {spec:?}: write DELAY:TARGET[,TARGET…], e.g. 15m:lead"))?;
+            let targets: Vec<&str> = targets.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+            anyhow::ensure!(!targets.is_empty(), "--level {spec:?} names no target");
+            Ok(json!({"after": after.trim(), "targets": targets}))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(Value::Array)
+}
+
+fn print_escalation(policy: &Value, names: &Lookups) {
+    let mut out = table();
+    add_rows(
+        &mut out,
+        vec![
+            ("name", text(policy, "name")),
+            ("team", names.teams.one(policy, "team")),
+            ("levels", pretty(policy.get("levels"))),
+            ("id", text(policy, "id")),
+        ],
+    );
+    println!("{out}");
+}
+
+fn print_escalations(page: &Value, names: &Lookups) {
+    let mut out = table();
+    out.set_header(vec!["ID", "NAME", "TEAM", "LEVELS"]);
+    for policy in items(page) {
+        out.add_row(vec![
+            text(policy, "id"),
+            text(policy, "name"),
+            names.teams.one(policy, "team"),
+            policy
+                .get("levels")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+                .to_string(),
+        ]);
+    }
+    println!("{out}");
+}
+
 const HOLD_REASONS: [&str; 4] = ["awaiting_user", "awaiting_supplier", "awaiting_change", "other"];
 
 #[derive(Debug, Args)]
@@ -1090,6 +1165,14 @@ const SCHEDULES: Resource = Resource {
     many: print_schedules,
 };
 
+const ESCALATIONS: Resource = Resource {
+    path: "/api/v1/escalation-policies",
+    noun: "escalation policy",
+    needs: &[Lookup::Teams],
+    one: print_escalation,
+    many: print_escalations,
+};
+
 const SLA_POLICIES: Resource = Resource {
     path: "/api/v1/sla-policies",
     noun: "SLA policy",
@@ -1364,6 +1447,22 @@ pub async fn schedule(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
             answer(&client, args.connection.json, &shifts, &[Lookup::Users], print_shifts).await;
         }
         ScheduleCommand::Delete(args) => SCHEDULES.delete(&args.connection, &args.id).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn escalation(command: EscalationCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        EscalationCommand::Create(args) => {
+            let mut body = Map::new();
+            body.insert("name".into(), json!(args.name));
+            body.insert("team".into(), json!(args.team));
+            body.insert("levels".into(), levels(&args.levels)?);
+            ESCALATIONS.create(&args.connection, body).await?;
+        }
+        EscalationCommand::List(args) => ESCALATIONS.list(&args.connection).await?,
+        EscalationCommand::Show(args) => ESCALATIONS.show(&args.connection, &args.id).await?,
+        EscalationCommand::Delete(args) => ESCALATIONS.delete(&args.connection, &args.id).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -74,6 +74,9 @@ enum Commands {
     /// Manage SLA policies (targets per priority).
     #[command(subcommand)]
     SlaPolicy(client_catalogue::SlaPolicyCommand),
+    /// Escalation policies: who takes over when nobody accepts in time.
+    #[command(subcommand)]
+    Escalation(client_catalogue::EscalationCommand),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             Commands::Rule(command) => client_catalogue::rule(command).await,
             Commands::Schedule(command) => client_catalogue::schedule(command).await,
             Commands::SlaPolicy(command) => client_catalogue::sla_policy(command).await,
+            Commands::Escalation(command) => client_catalogue::escalation(command).await,
         }
     });
     match outcome {

@@ -357,4 +357,29 @@ async fn the_cli_manages_the_catalogue_rules_on_call_and_slas() {
     let deleted = stdout(&run(&["ci", "delete", "db-01"]));
     assert!(deleted.contains("deleted CI db-01"), "{deleted}");
     assert!(refused(&run(&["ci", "show", "db-01"])).contains("404"));
+
+    // An escalation ladder for the team: the lead after 30 minutes.
+    let ladder = json(&[
+        "escalation",
+        "create",
+        "--name",
+        "ladder",
+        "--team",
+        "Site Reliability",
+        "--level",
+        "30m:lead",
+    ]);
+    assert_eq!(ladder["levels"][0]["after"], "30m");
+    assert_eq!(ladder["levels"][0]["targets"], json!(["lead"]));
+    let stderr = refused(&run(&[
+        "escalation",
+        "create",
+        "--name",
+        "bad",
+        "--team",
+        "Site Reliability",
+        "--level",
+        "5m",
+    ]));
+    assert!(stderr.contains("DELAY:TARGET"), "{stderr}");
 }
