@@ -228,6 +228,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             role: Role::Agent,
             time_zone: None,
             password_hash: None,
+            contact_methods: Vec::new(),
         })
         .await?;
     let secret = new_token_secret();

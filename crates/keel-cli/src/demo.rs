@@ -162,6 +162,7 @@ pub async fn fill(store: &dyn Store, clock: &dyn Clock, matrix: Arc<PriorityMatr
                 role,
                 time_zone: None,
                 password_hash: None,
+                contact_methods: Vec::new(),
             })
             .await?;
         people.push(Actor {

@@ -83,6 +83,7 @@ pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock, data_dir: &Path) ->
         role: Role::Admin,
         time_zone: None,
         password_hash: None,
+        contact_methods: Vec::new(),
     };
     let token = ApiToken {
         id: uuid_v7(),

@@ -88,6 +88,13 @@ impl TokenCache {
             .map(|(_, auth)| auth.clone())
     }
 
+    /// Forgets every cached token: a user's role or status changed on this node.
+    pub(crate) fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
     fn put(&self, hash: String, auth: Auth) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= CACHE_MAX {

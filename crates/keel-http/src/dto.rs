@@ -423,7 +423,27 @@ pub struct CreateUser {
     /// end_user | agent | incident_manager | admin
     pub role: String,
     pub password: Option<String>,
+    /// IANA zone, e.g. "Europe/Berlin".
     pub time_zone: Option<String>,
+    /// `[{"kind": "email|sms|phone|chat|webhook", "address": "…"}]`
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub contact_methods: Option<Vec<keel_store::ContactMethod>>,
+}
+
+/// `PATCH /api/v1/users/{id}`: what to change. Role and disabled are for admins.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    /// An empty string clears it.
+    pub time_zone: Option<String>,
+    pub disabled: Option<bool>,
+    /// Replaces the list.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub contact_methods: Option<Vec<keel_store::ContactMethod>>,
+    /// At least 12 characters.
+    pub password: Option<String>,
 }
 
 /// A user.
@@ -436,6 +456,8 @@ pub struct UserView {
     pub time_zone: Option<String>,
     pub created_at: String,
     pub disabled: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub contact_methods: Vec<keel_store::ContactMethod>,
 }
 
 impl From<&keel_store::User> for UserView {
@@ -448,6 +470,7 @@ impl From<&keel_store::User> for UserView {
             time_zone: u.time_zone.clone(),
             created_at: u.created_at.to_string(),
             disabled: u.disabled,
+            contact_methods: u.contact_methods.clone(),
         }
     }
 }

@@ -227,7 +227,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::timeline))
         .routes(routes!(incidents::verify))
         .routes(routes!(users::create, users::list))
-        .routes(routes!(users::show))
+        .routes(routes!(users::show, users::patch))
         .routes(routes!(users::me))
         .routes(routes!(users::create_token))
         .routes(routes!(integrations::create, integrations::list))

@@ -5,11 +5,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use keel_domain::Role;
-use keel_store::{ApiToken, NewUser};
+use keel_store::{ApiToken, ContactMethod, NewUser, UserUpdate};
 
 use crate::AppState;
 use crate::auth::{Auth, hash_password, hash_token, new_token_secret};
-use crate::dto::{CreateToken, CreateUser, TokenCreated, UserView};
+use crate::dto::{CreateToken, CreateUser, PatchUser, TokenCreated, UserView};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiJson;
 
@@ -50,12 +50,7 @@ pub async fn create(
         Some(p) => Some(hash_password(p)?),
         None => None,
     };
-    let time_zone = body.time_zone.filter(|tz| !tz.trim().is_empty());
-    if let Some(tz) = &time_zone
-        && (tz.len() > 64 || !tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)))
-    {
-        return Err(ApiError::invalid(format!("time_zone {tz:?} is not an IANA zone name")));
-    }
+    let time_zone = time_zone(body.time_zone)?;
     let user = state
         .store
         .create_user(NewUser {
@@ -65,9 +60,98 @@ pub async fn create(
             role,
             time_zone,
             password_hash,
+            contact_methods: contact_methods(body.contact_methods.unwrap_or_default())?,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+}
+
+/// Checks a time zone name against the time zone database; empty: none.
+fn time_zone(value: Option<String>) -> ApiResult<Option<String>> {
+    match value.map(|tz| tz.trim().to_string()).filter(|tz| !tz.is_empty()) {
+        Some(tz) if tz.len() <= 64 && jiff::tz::TimeZone::get(&tz).is_ok() => Ok(Some(tz)),
+        Some(tz) => Err(ApiError::invalid(format!("time_zone {tz:?} is not a known IANA zone"))),
+        None => Ok(None),
+    }
+}
+
+const CONTACT_KINDS: [&str; 5] = ["email", "sms", "phone", "chat", "webhook"];
+
+/// Checks contact methods: a known kind and a plausible address.
+fn contact_methods(methods: Vec<ContactMethod>) -> ApiResult<Vec<ContactMethod>> {
+    if methods.len() > 20 {
+        return Err(ApiError::invalid("at most 20 contact methods"));
+    }
+    methods
+        .into_iter()
+        .map(|m| {
+            if !CONTACT_KINDS.contains(&m.kind.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "contact method kind must be one of {}, not {:?}",
+                    CONTACT_KINDS.join(", "),
+                    m.kind
+                )));
+            }
+            let address = m.address.trim().to_string();
+            let plausible = match m.kind.as_str() {
+                "email" => address.contains('@'),
+                "sms" | "phone" => address.chars().filter(char::is_ascii_digit).count() >= 5,
+                "webhook" => address.starts_with("http://") || address.starts_with("https://"),
+                _ => !address.is_empty(),
+            };
+            if !plausible || address.chars().count() > 500 || address.contains('\0') {
+                return Err(ApiError::invalid(format!(
+                    "{:?} is not a {} address",
+                    m.address, m.kind
+                )));
+            }
+            Ok(ContactMethod { kind: m.kind, address })
+        })
+        .collect()
+}
+
+/// Change a user. Admins may change everything; people may change their own
+/// name, time zone, contact methods and password.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = PatchUser,
+    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn patch(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PatchUser>,
+) -> ApiResult<Json<UserView>> {
+    if auth.user.id != id || body.role.is_some() || body.disabled.is_some() {
+        auth.require(Role::Admin)?;
+    }
+    let name = match body.name.map(|n| n.trim().to_string()) {
+        Some(n) if n.is_empty() || n.chars().count() > 200 || n.contains('\0') => {
+            return Err(ApiError::invalid("name must be 1 to 200 characters"));
+        }
+        other => other,
+    };
+    let role = body
+        .role
+        .map(|r| Role::parse(&r).ok_or_else(|| ApiError::invalid(format!("role must be one of {ROLES}, not {r:?}"))))
+        .transpose()?;
+    let password_hash = match body.password.as_deref() {
+        Some(p) if p.chars().count() < 12 => {
+            return Err(ApiError::invalid("password must have at least 12 characters"));
+        }
+        Some(p) => Some(hash_password(p)?),
+        None => None,
+    };
+    let update = UserUpdate {
+        name,
+        role,
+        time_zone: body.time_zone.map(|tz| time_zone(Some(tz))).transpose()?,
+        disabled: body.disabled,
+        contact_methods: body.contact_methods.map(contact_methods).transpose()?,
+        password_hash,
+    };
+    let user = state.store.update_user(&id, update).await?;
+    state.tokens.clear();
+    Ok(Json(UserView::from(&user)))
 }
 
 /// List users (agents and above: they assign incidents to them).

@@ -92,6 +92,15 @@ impl Clock for OffsetClock {
     }
 }
 
+/// One way to reach a person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactMethod {
+    /// email | sms | phone | chat | webhook
+    pub kind: String,
+    pub address: String,
+}
+
 /// A person who can sign in or hold API tokens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -102,6 +111,20 @@ pub struct User {
     pub time_zone: Option<String>,
     pub created_at: Timestamp,
     pub disabled: bool,
+    pub contact_methods: Vec<ContactMethod>,
+}
+
+/// A change to a user; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct UserUpdate {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    /// `Some(None)` clears it.
+    pub time_zone: Option<Option<String>>,
+    pub disabled: Option<bool>,
+    pub contact_methods: Option<Vec<ContactMethod>>,
+    /// Already hashed.
+    pub password_hash: Option<String>,
 }
 
 /// A user about to be created; `password_hash` is already hashed.
@@ -113,6 +136,7 @@ pub struct NewUser {
     pub role: Role,
     pub time_zone: Option<String>,
     pub password_hash: Option<String>,
+    pub contact_methods: Vec<ContactMethod>,
 }
 
 impl NewUser {
@@ -127,6 +151,7 @@ impl NewUser {
             time_zone: self.time_zone.clone(),
             created_at: now,
             disabled: false,
+            contact_methods: self.contact_methods.clone(),
         }
     }
 }
@@ -558,6 +583,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
     async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Changes a user; `NotFound` if there is none.
+    async fn update_user(&self, id: &str, update: UserUpdate) -> Result<User, StoreError>;
     async fn create_token(&self, token: ApiToken) -> Result<(), StoreError>;
     /// The token with this hash and its user, if both exist.
     async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, User)>, StoreError>;
@@ -644,6 +671,25 @@ pub(crate) fn touches_sla(change: &catalogue::Change) -> bool {
             | catalogue::Change::PutService(_)
             | catalogue::Change::Delete(catalogue::Kind::SlaPolicy, _)
     )
+}
+
+/// Applies a user update to the stored user (the password hash is written separately).
+pub(crate) fn apply_user_update(user: &mut User, update: &UserUpdate) {
+    if let Some(name) = &update.name {
+        user.name.clone_from(name);
+    }
+    if let Some(role) = update.role {
+        user.role = role;
+    }
+    if let Some(time_zone) = &update.time_zone {
+        user.time_zone.clone_from(time_zone);
+    }
+    if let Some(disabled) = update.disabled {
+        user.disabled = disabled;
+    }
+    if let Some(methods) = &update.contact_methods {
+        user.contact_methods.clone_from(methods);
+    }
 }
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…`, and runs

@@ -48,6 +48,11 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0005_catalogue.sql"),
         ),
         (6, "sla", include_str!("../migrations/postgres/0006_sla.sql")),
+        (
+            7,
+            "contact_methods",
+            include_str!("../migrations/postgres/0007_contact_methods.sql"),
+        ),
     ]
     .into_iter()
     .map(|(version, name, sql)| {
@@ -183,6 +188,8 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         time_zone: row.try_get("time_zone").map_err(map_err)?,
         created_at: Timestamp::from_micros(row.try_get("created_at").map_err(map_err)?),
         disabled: row.try_get("disabled").map_err(map_err)?,
+        contact_methods: serde_json::from_str(&row.try_get::<String, _>("contact_methods").map_err(map_err)?)
+            .map_err(|e| StoreError::Other(format!("unreadable contact methods: {e}")))?,
     })
 }
 
@@ -364,13 +371,14 @@ async fn write_alert(tx: &mut Transaction<'_, Postgres>, a: &Alert, is_new: bool
     Ok(())
 }
 
-const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
+const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled, contact_methods";
 const ENTRY_COLUMNS: &str =
     "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
 
 async fn insert_user(tx: &mut Transaction<'_, Postgres>, user: &NewUser, now: Timestamp) -> Result<User, StoreError> {
     sqlx::query(
-        "INSERT INTO users (id, name, email, role, time_zone, password_hash, disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7)",
+        "INSERT INTO users (id, name, email, role, time_zone, password_hash, disabled, created_at, contact_methods)
+         VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8)",
     )
     .bind(&user.id)
     .bind(&user.name)
@@ -379,6 +387,7 @@ async fn insert_user(tx: &mut Transaction<'_, Postgres>, user: &NewUser, now: Ti
     .bind(&user.time_zone)
     .bind(&user.password_hash)
     .bind(now.as_micros())
+    .bind(serde_json::to_string(&user.contact_methods).unwrap_or_else(|_| "[]".into()))
     .execute(&mut **tx)
     .await
     .map_err(|e| match map_err(e) {
@@ -553,7 +562,7 @@ impl Store for PostgresStore {
     async fn find_token(&self, token_hash: &str) -> Result<Option<(ApiToken, User)>, StoreError> {
         let row = sqlx::query(
             "SELECT t.id AS token_id, t.user_id, t.name AS token_name, t.token_hash, t.created_at AS token_created_at,
-                    u.id, u.name, u.email, u.role, u.time_zone, u.created_at, u.disabled
+                    u.id, u.name, u.email, u.role, u.time_zone, u.created_at, u.disabled, u.contact_methods
              FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
         )
         .bind(token_hash)
@@ -655,6 +664,37 @@ impl Store for PostgresStore {
                 other => return other,
             }
         }
+    }
+
+    async fn update_user(&self, id: &str, update: crate::UserUpdate) -> Result<User, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut user = row
+            .as_ref()
+            .map(user_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound("user".into()))?;
+        crate::apply_user_update(&mut user, &update);
+        sqlx::query(
+            "UPDATE users SET name = $2, role = $3, time_zone = $4, disabled = $5, contact_methods = $6,
+             password_hash = COALESCE($7, password_hash) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&user.name)
+        .bind(user.role.as_str())
+        .bind(&user.time_zone)
+        .bind(user.disabled)
+        .bind(serde_json::to_string(&user.contact_methods).unwrap_or_else(|_| "[]".into()))
+        .bind(&update.password_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(user)
     }
 
     async fn load_catalogue(&self) -> Result<Catalogue, StoreError> {

@@ -225,7 +225,64 @@ async fn tokens_are_stored_only_as_hashes(engine: Engine) {
     assert_eq!(found, Some(app.agent.id.clone()));
 }
 
-on_both_engines!(every_route_checks_the_callers_role);
+on_both_engines!(
+    every_route_checks_the_callers_role,
+    people_keep_their_time_zone_and_contact_methods
+);
+
+async fn people_keep_their_time_zone_and_contact_methods(engine: Engine) {
+    let app = App::start(engine).await;
+    let created = app
+        .admin
+        .post(
+            "/api/v1/users",
+            json!({"name": "Noor", "email": "noor@example.test", "role": "agent", "time_zone": "Asia/Tokyo",
+                   "contact_methods": [{"kind": "email", "address": "noor@example.test"},
+                                       {"kind": "sms", "address": "+81 90 1234 5678"}]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["time_zone"], "Asia/Tokyo");
+    assert_eq!(created.body["contact_methods"][1]["kind"], "sms");
+    for bad in [
+        json!({"name": "X", "email": "x1@example.test", "role": "agent", "time_zone": "Mars/Olympus"}),
+        json!({"name": "X", "email": "x2@example.test", "role": "agent",
+               "contact_methods": [{"kind": "pigeon", "address": "roof"}]}),
+        json!({"name": "X", "email": "x3@example.test", "role": "agent",
+               "contact_methods": [{"kind": "webhook", "address": "ftp://nope"}]}),
+    ] {
+        app.admin.post("/api/v1/users", bad).await.problem(422);
+    }
+    let me = format!("/api/v1/users/{}", app.agent.id);
+    let own = app
+        .agent
+        .call(
+            reqwest::Method::PATCH,
+            &me,
+            Some(json!({"time_zone": "Europe/Berlin", "contact_methods": [{"kind": "phone", "address": "+49 30 123456"}]})),
+        )
+        .await;
+    assert_eq!(own.ok()["time_zone"], "Europe/Berlin");
+    assert_eq!(own.body["contact_methods"][0]["kind"], "phone");
+    app.agent
+        .call(reqwest::Method::PATCH, &me, Some(json!({"role": "admin"})))
+        .await
+        .problem(403);
+    app.agent
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{}", app.manager.id),
+            Some(json!({"name": "Mallory"})),
+        )
+        .await
+        .problem(403);
+    let disabled = app
+        .admin
+        .call(reqwest::Method::PATCH, &me, Some(json!({"disabled": true})))
+        .await;
+    assert_eq!(disabled.ok()["disabled"], true);
+    app.agent.get("/api/v1/me").await.problem(401);
+}
 
 /// One row per route: which roles get through (2xx), the others must get 403
 /// (or 404 where an end user may not learn that the incident exists).

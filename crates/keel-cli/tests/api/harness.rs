@@ -327,6 +327,7 @@ pub async fn make_caller(store: &dyn Store, base: &str, role: Role, name: &str) 
             role,
             time_zone: None,
             password_hash: None,
+            contact_methods: Vec::new(),
         })
         .await
         .expect("create user");

@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_detection_policy.sql"),
     include_str!("../../migrations/sqlite/0005_catalogue.sql"),
     include_str!("../../migrations/sqlite/0006_sla.sql"),
+    include_str!("../../migrations/sqlite/0007_contact_methods.sql"),
 ];
 
 /// Tuning of the SQLite adapter.
@@ -636,6 +637,39 @@ impl Store for SqliteStore {
             .await?
     }
 
+    async fn update_user(&self, id: &str, update: crate::UserUpdate) -> Result<User, StoreError> {
+        let id = id.to_string();
+        self.writer
+            .write(move |session| {
+                let conn = session.conn;
+                let mut user = conn
+                    .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
+                    .map_err(map_err)?
+                    .query_row([&id], user_from_row)
+                    .optional()
+                    .map_err(map_err)?
+                    .ok_or_else(|| StoreError::NotFound("user".into()))?;
+                crate::apply_user_update(&mut user, &update);
+                conn.prepare_cached(
+                    "UPDATE users SET name = ?2, role = ?3, time_zone = ?4, disabled = ?5, contact_methods = ?6,
+                     password_hash = COALESCE(?7, password_hash) WHERE id = ?1",
+                )
+                .map_err(map_err)?
+                .execute(params![
+                    id,
+                    user.name,
+                    user.role.as_str(),
+                    user.time_zone,
+                    user.disabled,
+                    serde_json::to_string(&user.contact_methods).unwrap_or_else(|_| "[]".into()),
+                    update.password_hash,
+                ])
+                .map_err(map_err)?;
+                Ok(user)
+            })
+            .await
+    }
+
     async fn load_catalogue(&self) -> Result<Catalogue, StoreError> {
         self.read(|conn| {
             let rows = catalogue_rows(conn)?;
@@ -1034,10 +1068,20 @@ impl Store for SqliteStore {
 
 fn insert_user(conn: &Connection, user: &NewUser, now: keel_domain::Timestamp) -> Result<User, StoreError> {
     conn.prepare_cached(
-        "INSERT INTO users (id, name, email, role, time_zone, password_hash, disabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+        "INSERT INTO users (id, name, email, role, time_zone, password_hash, disabled, created_at, contact_methods)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)",
     )
     .map_err(map_err)?
-    .execute(params![user.id, user.name, user.email, user.role.as_str(), user.time_zone, user.password_hash, now.as_micros()])
+    .execute(params![
+        user.id,
+        user.name,
+        user.email,
+        user.role.as_str(),
+        user.time_zone,
+        user.password_hash,
+        now.as_micros(),
+        serde_json::to_string(&user.contact_methods).unwrap_or_else(|_| "[]".into()),
+    ])
     .map_err(|e| match map_err(e) {
         StoreError::Conflict(_) => StoreError::Conflict(format!("a user with e-mail {} already exists", user.email)),
         other => other,

@@ -11,7 +11,7 @@ pub(super) const ENTRY_COLUMNS: &str =
     "seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash";
 pub(super) const INTEGRATION_COLUMNS: &str = "id, name, kind, service, team, key_hash, key_hint, disabled, created_by, created_at, rotated_at, policy, signing_secret";
 pub(super) const ALERT_COLUMNS: &str = "id, integration_id, dedup_key, status, summary, severity, source, incident_id, count, first_seen, last_seen, group_key, service, ci, changes, flapping, suppressed_by";
-pub(super) const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled";
+pub(super) const USER_COLUMNS: &str = "id, name, email, role, time_zone, created_at, disabled, contact_methods";
 
 fn bad_column(idx: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, what.to_string().into())
@@ -53,6 +53,8 @@ fn user_at(row: &Row<'_>, offset: usize) -> rusqlite::Result<User> {
         time_zone: row.get(offset + 4)?,
         created_at: Timestamp::from_micros(row.get(offset + 5)?),
         disabled: row.get(offset + 6)?,
+        contact_methods: serde_json::from_str(&row.get::<_, String>(offset + 7)?)
+            .map_err(|_| bad_column(offset + 7, "unreadable contact methods"))?,
     })
 }
 
