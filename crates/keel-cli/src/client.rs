@@ -49,6 +49,10 @@ pub enum IncidentCommand {
     Cancel(ActionArgs),
     /// Move it to a team and/or owner.
     Assign(ActionArgs),
+    /// Join the swarm on it (you, or --user).
+    Join(ActionArgs),
+    /// Leave the swarm (you, or --user).
+    Leave(ActionArgs),
     /// Add a comment (internal unless --public).
     Comment(CommentArgs),
     /// Show the timeline, oldest first.
@@ -104,6 +108,12 @@ pub struct ListArgs {
     /// A user id or `me`.
     #[arg(long)]
     pub owner: Option<String>,
+    /// Owner or collaborator: a user id or `me` (my work, swarms included).
+    #[arg(long)]
+    pub involved: Option<String>,
+    /// Comma-separated SLA states: within, at_risk, breached, met, missed.
+    #[arg(long)]
+    pub sla: Option<String>,
     /// Search text.
     #[arg(long)]
     pub q: Option<String>,
@@ -143,6 +153,9 @@ pub struct ActionArgs {
     pub team: Option<String>,
     #[arg(long)]
     pub owner: Option<String>,
+    /// join, leave: the person (user id); default: you.
+    #[arg(long)]
+    pub user: Option<String>,
     /// close: the reporter's satisfaction, 1 to 5.
     #[arg(long)]
     pub satisfaction: Option<u8>,
@@ -181,6 +194,8 @@ pub enum UserCommand {
     Create(UserCreateArgs),
     /// List users.
     List(UserListArgs),
+    /// Change a user: name, time zone, contact methods (yourself); role, disabled (admin).
+    Update(UserUpdateArgs),
     /// Mint an API token for a user (shown once).
     Token(UserTokenArgs),
 }
@@ -194,8 +209,52 @@ pub struct UserCreateArgs {
     /// end_user | agent | incident_manager | admin
     #[arg(long)]
     pub role: String,
+    /// IANA time zone, e.g. Europe/Berlin.
+    #[arg(long)]
+    pub time_zone: Option<String>,
+    /// KIND:ADDRESS (email, sms, phone, chat, webhook); repeat for each.
+    #[arg(long = "contact", value_name = "KIND:ADDRESS")]
+    pub contacts: Vec<String>,
     #[command(flatten)]
     pub connection: Connection,
+}
+
+/// `keel user update`: what to change.
+#[derive(Debug, Args)]
+pub struct UserUpdateArgs {
+    /// The user's id.
+    pub id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Admins only.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// An empty string clears it.
+    #[arg(long)]
+    pub time_zone: Option<String>,
+    /// KIND:ADDRESS; the list replaces the current one.
+    #[arg(long = "contact", value_name = "KIND:ADDRESS")]
+    pub contacts: Vec<String>,
+    /// Admins only: the user can no longer sign in or use tokens.
+    #[arg(long, conflicts_with = "enable")]
+    pub disable: bool,
+    #[arg(long)]
+    pub enable: bool,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Reads `KIND:ADDRESS` contact methods.
+fn contacts(specs: &[String]) -> anyhow::Result<Vec<Value>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (kind, address) = spec
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--contact {spec:?}: write KIND:ADDRESS, e.g. email:ann@example.org"))?;
+            Ok(json!({"kind": kind.trim(), "address": address.trim()}))
+        })
+        .collect()
 }
 
 #[derive(Debug, Args)]
@@ -421,6 +480,8 @@ pub async fn incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
                 ("service", args.service),
                 ("team", args.team),
                 ("owner", args.owner),
+                ("involved", args.involved),
+                ("sla", args.sla),
                 ("q", args.q),
                 ("limit", args.limit.map(|l| l.to_string())),
                 ("cursor", args.cursor),
@@ -517,6 +578,8 @@ pub async fn incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
         IncidentCommand::Reopen(args) => action("reopen", args).await?,
         IncidentCommand::Cancel(args) => action("cancel", args).await?,
         IncidentCommand::Assign(args) => action("assign", args).await?,
+        IncidentCommand::Join(args) => action("join", args).await?,
+        IncidentCommand::Leave(args) => action("leave", args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -553,6 +616,7 @@ async fn action(name: &str, args: ActionArgs) -> anyhow::Result<()> {
     put(&mut body, "workaround", args.workaround);
     put(&mut body, "team", args.team);
     put(&mut body, "owner", args.owner);
+    put(&mut body, "user", args.user);
     put(&mut body, "occurred_at", args.occurred_at);
     put(&mut body, "satisfaction", args.satisfaction);
     put(&mut body, "time_spent_minutes", args.time_spent_minutes);
@@ -576,7 +640,16 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 .call(
                     Method::POST,
                     "/api/v1/users",
-                    Some(json!({"name": args.name, "email": args.email, "role": args.role})),
+                    Some({
+                        let mut body = json!({"name": args.name, "email": args.email, "role": args.role});
+                        if let Some(tz) = args.time_zone {
+                            body["time_zone"] = json!(tz);
+                        }
+                        if !args.contacts.is_empty() {
+                            body["contact_methods"] = Value::Array(contacts(&args.contacts)?);
+                        }
+                        body
+                    }),
                     None,
                 )
                 .await?;
@@ -589,6 +662,36 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                     text(&user, "role"),
                     text(&user, "id")
                 );
+            }
+        }
+        UserCommand::Update(args) => {
+            let client = Client::new(&args.connection)?;
+            let mut body = Map::new();
+            put(&mut body, "name", args.name);
+            put(&mut body, "role", args.role);
+            put(&mut body, "time_zone", args.time_zone);
+            if !args.contacts.is_empty() {
+                body.insert("contact_methods".into(), Value::Array(contacts(&args.contacts)?));
+            }
+            if args.disable || args.enable {
+                body.insert("disabled".into(), json!(args.disable));
+            }
+            anyhow::ensure!(
+                !body.is_empty(),
+                "nothing to change: give --name, --role, --time-zone, --contact, --disable or --enable"
+            );
+            let user = client
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/users/{}", encode(&args.id)),
+                    Some(Value::Object(body)),
+                    None,
+                )
+                .await?;
+            if args.connection.json {
+                println!("{user}");
+            } else {
+                println!("updated user {} ({})", text(&user, "name"), text(&user, "id"));
             }
         }
         UserCommand::List(args) => {

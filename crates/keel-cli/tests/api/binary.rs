@@ -238,6 +238,45 @@ async fn the_cli_drives_an_incident_from_registration_to_closure() {
         .expect("runs");
     assert_eq!(no_token.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("KEEL_TOKEN"));
+
+    // People and swarming from the command line.
+    let helper = cli_json(
+        &base,
+        secret,
+        &[
+            "user",
+            "create",
+            "--name",
+            "Hal",
+            "--email",
+            "hal@example.test",
+            "--role",
+            "agent",
+            "--time-zone",
+            "Europe/Paris",
+            "--contact",
+            "sms:+33 6 12 34 56 78",
+        ],
+    );
+    assert_eq!(helper["contact_methods"][0]["kind"], "sms");
+    let helper_id = helper["id"].as_str().expect("id");
+    let moved = cli_json(
+        &base,
+        secret,
+        &["user", "update", helper_id, "--time-zone", "Asia/Tokyo"],
+    );
+    assert_eq!(moved["time_zone"], "Asia/Tokyo");
+    let open = cli_json(&base, secret, &["incident", "create", "--title", "Printer on fire"]);
+    let open_number = format!("INC-{}", open["number"]);
+    let joined = cli_json(&base, secret, &["incident", "join", &open_number, "--user", helper_id]);
+    assert_eq!(joined["collaborators"], serde_json::json!([helper_id]));
+    let mine = cli_json(&base, secret, &["incident", "list", "--involved", helper_id]);
+    assert_eq!(
+        mine["items"][0]["number"], open["number"],
+        "a collaborator's work lists the swarm"
+    );
+    let bad = cli(&base, secret, &["user", "update", helper_id, "--contact", "nonsense"]);
+    assert_eq!(bad.status.code(), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
