@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use keel_domain::Timestamp;
-use keel_domain::detection::{Severity, SignalAction};
+use keel_domain::detection::{Severity, SignalAction, check_dedup_key};
 use keel_store::Signal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -157,6 +157,13 @@ pub fn parse_notification(bytes: &[u8], version: &str) -> ApiResult<Vec<Signal>>
         .collect()
 }
 
+/// A label used as a short field: trimmed to 200 characters, blank → none.
+fn short(value: Option<&String>) -> Option<String> {
+    value
+        .map(|v| v.trim().chars().take(200).collect::<String>())
+        .filter(|v| !v.is_empty())
+}
+
 fn signal(alert: WebhookAlert, group_key: Option<&String>) -> ApiResult<Signal> {
     let action = match alert.status.as_str() {
         "firing" | "alerting" => SignalAction::Trigger,
@@ -168,12 +175,28 @@ fn signal(alert: WebhookAlert, group_key: Option<&String>) -> ApiResult<Signal> 
         }
     };
     let dedup_key = fingerprint(&alert);
+    check_dedup_key(&dedup_key)
+        .map_err(|_| ApiError::bad_request("an alert's fingerprint must be 1 to 255 characters"))?;
+    let annotations = alert.annotations.unwrap_or_default();
+    for (what, map) in [("labels", &alert.labels), ("annotations", &annotations)] {
+        if map.len() > 128 {
+            return Err(ApiError::bad_request(format!("an alert has at most 128 {what}")));
+        }
+        if map
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0') || k.len() > 1024 || v.len() > 16 * 1024)
+        {
+            return Err(ApiError::bad_request(format!(
+                "alert {what} must be text without NUL, names under 1 KiB and values under 16 KiB"
+            )));
+        }
+    }
     let name = alert
         .labels
         .get("alertname")
+        .filter(|n| !n.trim().is_empty())
         .cloned()
         .unwrap_or_else(|| "alert".to_string());
-    let annotations = alert.annotations.unwrap_or_default();
     let text = annotations
         .get("summary")
         .or_else(|| annotations.get("description"))
@@ -195,16 +218,12 @@ fn signal(alert: WebhookAlert, group_key: Option<&String>) -> ApiResult<Signal> 
         dedup_key,
         action,
         summary,
-        source: alert
-            .labels
-            .get("instance")
-            .or_else(|| alert.labels.get("job"))
-            .cloned(),
+        source: short(alert.labels.get("instance").or_else(|| alert.labels.get("job"))),
         severity: severity(&alert.labels),
         occurred_at,
-        service: alert.labels.get("service").cloned(),
-        group_key: group_key.cloned(),
-        ci: alert.labels.get("ci").cloned(),
+        service: short(alert.labels.get("service")),
+        group_key: group_key.map(|g| g.chars().take(1024).collect()),
+        ci: short(alert.labels.get("ci")),
         links: [
             ("Source", alert.generator_url),
             ("Dashboard", alert.dashboard_url),

@@ -120,7 +120,8 @@ fn parse(event: Event) -> Result<(String, Signal), Vec<String>> {
     }
     let mut links = Vec::new();
     if let Some(url) = event.client_url.filter(|u| !u.trim().is_empty()) {
-        links.push((event.client.unwrap_or_else(|| "Source".to_string()), url));
+        let client = event.client.unwrap_or_else(|| "Source".to_string());
+        links.push((client.chars().take(200).collect(), url.chars().take(2000).collect()));
     }
     for (list, url_field, text_field) in [(&event.links, "href", "text"), (&event.images, "src", "alt")] {
         for item in list.iter().flatten().take(20) {
@@ -166,21 +167,31 @@ fn parse(event: Event) -> Result<(String, Signal), Vec<String>> {
                 }
             }
             for (name, value) in [("component", &p.component), ("group", &p.group), ("class", &p.class)] {
+                if value
+                    .as_ref()
+                    .is_some_and(|v| v.contains('\0') || v.chars().count() > 1024)
+                {
+                    errors.push(format!("'payload.{name}' must be text of at most 1024 characters"));
+                }
                 if let Some(value) = value {
                     labels.insert(name.to_string(), value.chars().take(200).collect());
                 }
             }
             if let Some(Value::Object(details)) = &p.custom_details {
                 for (name, value) in details.iter().take(64) {
+                    if name.contains('\0') {
+                        continue;
+                    }
                     let text = match value {
                         Value::String(text) => text.clone(),
                         Value::Number(n) => n.to_string(),
                         Value::Bool(b) => b.to_string(),
                         _ => continue,
                     };
+                    // NUL cannot be stored; drop it rather than refuse the event.
                     labels
                         .entry(name.chars().take(200).collect())
-                        .or_insert_with(|| text.chars().take(500).collect());
+                        .or_insert_with(|| text.replace('\0', "").chars().take(500).collect());
                 }
             }
             let context: Vec<String> = [("component", &p.component), ("group", &p.group), ("class", &p.class)]

@@ -285,7 +285,8 @@ pub fn registration_for(
     }
     let input = RegistrationInput {
         title,
-        description: Some(description.chars().take(MAX_TEXT).collect()),
+        // NUL cannot be stored; senders' links and labels are shown without it.
+        description: Some(description.replace('\0', "").chars().take(MAX_TEXT).collect()),
         impact: Some(class.impact),
         urgency: Some(class.urgency),
         service: class.service.clone(),

@@ -239,7 +239,75 @@ async fn racing_retries_make_one_alert_and_one_incident(engine: Engine) {
     assert_eq!(alerts[0]["count"], 24, "every retry counted");
 }
 
-on_both_engines!(pagerduty_events_v2_work_unchanged);
+on_both_engines!(
+    pagerduty_events_v2_work_unchanged,
+    odd_fields_found_by_fuzzing_are_refused_or_cleaned
+);
+
+/// Inputs the fuzzing review turned up: NUL in PagerDuty's context fields,
+/// over-long fingerprints, NUL in labels, an empty alert name.
+async fn odd_fields_found_by_fuzzing_are_refused_or_cleaned(engine: Engine) {
+    let app = App::start(engine).await;
+    let (_, pd_key) = {
+        let created = app
+            .admin
+            .post("/api/v1/integrations", json!({"name": "PD", "kind": "pagerduty"}))
+            .await;
+        (
+            created.body["id"].clone(),
+            created.body["key"].as_str().expect("key").to_string(),
+        )
+    };
+    let nul = enqueue(
+        &app.admin,
+        json!({"routing_key": pd_key, "event_action": "trigger",
+               "payload": {"summary": "s", "source": "h", "severity": "info", "component": "a\0b",
+                           "custom_details": {"note": "x\0y"}}}),
+    )
+    .await;
+    assert_eq!(nul.status, 400, "{}", nul.body);
+    assert_eq!(nul.body["status"], "invalid event");
+    let cleaned = enqueue(
+        &app.admin,
+        json!({"routing_key": pd_key, "event_action": "trigger", "client_url": "http://x/\0",
+               "payload": {"summary": "s", "source": "h", "severity": "info", "custom_details": {"note": "x\0y"}}}),
+    )
+    .await;
+    assert_eq!(
+        cleaned.status, 202,
+        "NUL in details and links is dropped, not stored: {}",
+        cleaned.body
+    );
+
+    let am = app
+        .admin
+        .post("/api/v1/integrations", json!({"name": "AM", "kind": "alertmanager"}))
+        .await;
+    let am_key = am.body["key"].as_str().expect("key").to_string();
+    let post = |body: Value| {
+        let admin = app.admin.clone();
+        let url = format!("{}/api/v1/integrations/{am_key}/alertmanager", admin.base);
+        async move { admin.send(admin.http.post(url), Some(body)).await }
+    };
+    let long = "f".repeat(300);
+    post(notification("4", "firing", "g", &[(long.as_str(), "firing")]))
+        .await
+        .problem(400);
+    let mut with_nul = notification("4", "firing", "g", &[("fp1", "firing")]);
+    with_nul["alerts"][0]["labels"]["team"] = json!("a\0b");
+    post(with_nul).await.problem(400);
+    let mut nameless = notification("4", "firing", "g2", &[("fp2", "firing")]);
+    nameless["alerts"][0]["labels"]["alertname"] = json!("");
+    nameless["alerts"][0]["annotations"] = json!({});
+    let accepted = post(nameless).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    let alert = app.agent.get("/api/v1/alerts?dedup_key=fp2").await;
+    assert_eq!(
+        alert.ok()["items"][0]["summary"],
+        "alert",
+        "an empty alert name still gives a summary"
+    );
+}
 
 async fn enqueue(caller: &Caller, event: Value) -> crate::harness::Answer {
     caller
