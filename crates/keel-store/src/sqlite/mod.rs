@@ -130,16 +130,17 @@ impl Readers {
             return Ok(conn);
         }
         let conn = Connection::open(&self.path).map_err(map_err)?;
-        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA cache_size = -16384;")
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA cache_size = -4096;")
             .map_err(map_err)?;
         Ok(conn)
     }
 
     fn give_back(&self, conn: Connection) {
         if let Ok(mut idle) = self.idle.lock() {
-            // Keep enough idle connections for the blocking pool's usual
-            // concurrency: opening one parses the schema again.
-            if idle.len() < 64 {
+            // Keep enough idle connections for usual read concurrency
+            // (opening one parses the schema again), but not so many that
+            // their page caches (4 MiB each) dominate memory.
+            if idle.len() < 16 {
                 idle.push(conn);
             }
         }
