@@ -309,7 +309,17 @@ pub fn router(mut state: AppState, config: &HttpConfig) -> Router {
             .into_response_ext()
         }))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
+        // Spans name the route's pattern, never the raw URI: integration keys
+        // travel in paths and calendar feeds may carry a token in the query.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                let route = request
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("(unmatched)", axum::extract::MatchedPath::as_str);
+                tracing::debug_span!("request", method = %request.method(), route)
+            }),
+        )
         .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::default()))
         .with_state(state)
 }

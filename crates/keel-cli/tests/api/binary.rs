@@ -367,6 +367,67 @@ async fn json_logs_are_one_object_per_line() {
     }
 }
 
+/// Even at debug level the logs name routes, not URIs: integration keys
+/// (in paths) and feed tokens (in queries) stay out of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_keep_keys_and_tokens_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path").to_string();
+    let secret = "keel_log_test_bootstrap_token_0001";
+    let server = Server::start(
+        &["--data-dir", &data, "--log-format", "json"],
+        &[("KEEL_BOOTSTRAP_TOKEN", secret), ("RUST_LOG", "debug")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let integration: Value = http
+        .post(format!("{}/api/v1/integrations", server.base))
+        .bearer_auth(secret)
+        .json(&serde_json::json!({"name": "Prom", "kind": "generic"}))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let key = integration["key"].as_str().expect("key").to_string();
+    let sent = http
+        .post(format!("{}/api/v1/integrations/{key}/events", server.base))
+        .json(&serde_json::json!({"summary": "Disk full"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(sent.status(), 202);
+    let me: Value = http
+        .get(format!("{}/api/v1/me", server.base))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let feed = http
+        .get(format!(
+            "{}/api/v1/users/{}/oncall.ics?token={secret}",
+            server.base,
+            me["id"].as_str().expect("id")
+        ))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(feed.status(), 200);
+    let logs = server.logs();
+    let (clean, _) = server.stop();
+    assert!(clean);
+    assert!(
+        logs.contains("/api/v1/integrations/{key}/events"),
+        "routes are logged: {logs}"
+    );
+    assert!(!logs.contains(&key), "the integration key leaked into the logs");
+    assert!(!logs.contains(secret), "the token leaked into the logs");
+}
+
 on_both_engines!(acknowledged_writes_survive_a_crash);
 
 /// `kill -9` right after the last answer: every 2xx must be there after restart.
