@@ -136,9 +136,9 @@ pub fn resolve(store: &StoreArgs, listen: Option<String>, log_format: Option<Str
         .filter(|u| !u.trim().is_empty())
         .or(file.notify.webhook_url);
     if let Some(url) = &notify_webhook
-        && !url.starts_with("http://")
+        && !(url.starts_with("https://") || url.starts_with("http://"))
     {
-        bail!("notify.webhook_url must be an http:// URL (https needs a TLS relay for now), not {url:?}");
+        bail!("notify.webhook_url must be an https:// or http:// URL, not {url:?}");
     }
     let max_body_bytes = file.max_body_bytes.unwrap_or(1024 * 1024);
     if max_body_bytes < 1024 {
@@ -192,7 +192,7 @@ rate_per_key_per_second = 1000   # events per integration key per node; above it
                                  # Retry-After (bursts up to 1000 events pass). 0: no limit.
 
 [notify]
-# webhook_url = "http://127.0.0.1:9000/keel"   # SLA warnings and breaches are POSTed here as JSON
+# webhook_url = "https://hooks.example.org/keel"   # SLA warnings, breaches, escalations are POSTed here as JSON
 
 [priority]
 # rows: impact 1 (extensive) .. 4 (minor); columns: urgency 1 (critical) .. 4 (low)
@@ -240,6 +240,30 @@ mod tests {
         assert_eq!(from_file.database_url, "sqlite:///tmp/from-file/keel.db");
         let from_flag = resolve(&args, Some("0.0.0.0:1".into()), None).expect("resolves");
         assert_eq!(from_flag.listen, "0.0.0.0:1");
+    }
+
+    #[test]
+    fn notification_webhooks_must_be_http_or_https_urls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let resolve_with = |url: &str| {
+            let path = dir.path().join("keel.toml");
+            std::fs::write(&path, format!("[notify]\nwebhook_url = \"{url}\"\n")).expect("write");
+            let args = StoreArgs {
+                data_dir: Some(dir.path().to_path_buf()),
+                database_url: None,
+                config: Some(path),
+            };
+            resolve(&args, None, None)
+        };
+        assert_eq!(
+            resolve_with("https://hooks.example.org/keel")
+                .expect("https is fine")
+                .notify_webhook
+                .as_deref(),
+            Some("https://hooks.example.org/keel")
+        );
+        assert!(resolve_with("http://127.0.0.1:9000/hook").is_ok());
+        assert!(resolve_with("ftp://example.org/").is_err());
     }
 
     #[test]
