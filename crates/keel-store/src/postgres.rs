@@ -414,14 +414,30 @@ async fn store_planned(tx: &mut Transaction<'_, Postgres>, planned: &Planned, is
     let inc = &planned.incident;
     let head_hash = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();
     let doc = serde_json::to_value(inc).map_err(|e| StoreError::Other(e.to_string()))?;
-    let sql = if is_new {
-        "INSERT INTO incidents (id, number, state, priority, service, team, owner, reported_by, major, search, created_at, updated_at, version, head_hash, doc)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    // One round trip: the projection (insert or update) and every new entry
+    // together; the entries select the projection's id, so they follow it.
+    let projection = if is_new {
+        "INSERT INTO incidents (id, number, state, priority, service, team, owner, reported_by, major, search, created_at,
+         updated_at, version, head_hash, doc)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id"
     } else {
         "UPDATE incidents SET number = $2, state = $3, priority = $4, service = $5, team = $6, owner = $7, reported_by = $8,
-         major = $9, search = $10, created_at = $11, updated_at = $12, version = $13, head_hash = $14, doc = $15 WHERE id = $1"
+         major = $9, search = $10, created_at = $11, updated_at = $12, version = $13, head_hash = $14, doc = $15,
+         sla_next_at = CASE WHEN $26 THEN 0 ELSE sla_next_at END
+         WHERE id = $1 RETURNING id"
     };
-    let upsert = sqlx::query(sql)
+    let sql = format!(
+        "WITH inc AS ({projection})
+         INSERT INTO timeline_entries (incident_id, seq, kind, actor, recorded_at, occurred_at, started_at, completed_at,
+                                       data, prev_hash, hash)
+         SELECT inc.id, e.seq, e.kind, e.actor, e.recorded_at, e.occurred_at, e.started_at, e.completed_at, e.data,
+                e.prev_hash, e.hash
+         FROM inc, UNNEST($16::bigint[], $17::text[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[],
+                          $22::bigint[], $23::jsonb[], $24::text[], $25::text[])
+              AS e(seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash)"
+    );
+    let entries = &planned.entries;
+    let mut query = sqlx::query(&sql)
         .bind(&inc.id)
         .bind(inc.number)
         .bind(inc.state.as_str())
@@ -436,36 +452,41 @@ async fn store_planned(tx: &mut Transaction<'_, Postgres>, planned: &Planned, is
         .bind(inc.updated_at.as_micros())
         .bind(i64::try_from(inc.version).unwrap_or(i64::MAX))
         .bind(&head_hash)
-        .bind(Json(&doc));
-    // The projection first: entries reference the incident row.
-    upsert.execute(&mut **tx).await.map_err(map_err)?;
-    for entry in &planned.entries {
-        sqlx::query(
-            "INSERT INTO timeline_entries (incident_id, seq, kind, actor, recorded_at, occurred_at, started_at, completed_at, data, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        .bind(Json(&doc))
+        .bind(
+            entries
+                .iter()
+                .map(|e| i64::try_from(e.seq).unwrap_or(i64::MAX))
+                .collect::<Vec<_>>(),
         )
-        .bind(&inc.id)
-        .bind(i64::try_from(entry.seq).unwrap_or(i64::MAX))
-        .bind(&entry.kind)
-        .bind(entry.actor.as_str())
-        .bind(entry.recorded_at.as_micros())
-        .bind(entry.occurred_at.map(Timestamp::as_micros))
-        .bind(entry.started_at.map(Timestamp::as_micros))
-        .bind(entry.completed_at.map(Timestamp::as_micros))
-        .bind(Json(&entry.data))
-        .bind(&entry.prev_hash)
-        .bind(&entry.hash)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+        .bind(entries.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.actor.as_str().to_string()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.recorded_at.as_micros()).collect::<Vec<_>>())
+        .bind(
+            entries
+                .iter()
+                .map(|e| e.occurred_at.map(Timestamp::as_micros))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            entries
+                .iter()
+                .map(|e| e.started_at.map(Timestamp::as_micros))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            entries
+                .iter()
+                .map(|e| e.completed_at.map(Timestamp::as_micros))
+                .collect::<Vec<_>>(),
+        )
+        .bind(entries.iter().map(|e| Json(e.data.clone())).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.prev_hash.clone()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.hash.clone()).collect::<Vec<_>>());
+    if !is_new {
+        query = query.bind(crate::plan::sla_dirty(planned));
     }
-    if !is_new && crate::plan::sla_dirty(planned) {
-        sqlx::query("UPDATE incidents SET sla_next_at = 0 WHERE id = $1")
-            .bind(&inc.id)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
-    }
+    query.execute(&mut **tx).await.map_err(map_err)?;
     Ok(())
 }
 
