@@ -33,6 +33,7 @@ pub enum RecoveryPolicy {
 #[serde(deny_unknown_fields, default)]
 pub struct FlapPolicy {
     pub changes: u32,
+    #[serde(deserialize_with = "seconds")]
     pub within_secs: u32,
 }
 
@@ -100,11 +101,44 @@ pub struct IngestPolicy {
     pub on_recovery: RecoveryPolicy,
     /// A new alert for a service or CI that has an open incident with an
     /// alert seen within this many seconds joins that incident (0: off).
+    #[serde(deserialize_with = "seconds")]
     pub correlation_window_secs: u32,
     /// A trigger within this many seconds of its incident's automatic or
     /// manual resolution reopens it; later ones open a new incident.
+    #[serde(deserialize_with = "seconds")]
     pub reopen_window_secs: u32,
     pub flapping: FlapPolicy,
+}
+
+/// A window in seconds: a number, or a duration like the rest of the API
+/// writes them ("90s", "15m", "4h", "2d").
+fn seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Window {
+        Seconds(u32),
+        Text(String),
+    }
+    match Window::deserialize(deserializer)? {
+        Window::Seconds(n) => Ok(n),
+        Window::Text(text) => {
+            let text = text.trim();
+            let micros = match text.strip_suffix('d').map(str::trim).map(str::parse::<i64>) {
+                Some(Ok(days)) => days.saturating_mul(86_400_000_000),
+                _ => text
+                    .parse::<crate::sla::Duration>()
+                    .map_err(|e| D::Error::custom(format!("{text:?} is not a duration: {e}")))?
+                    .as_micros(),
+            };
+            if micros < 0 || micros % 1_000_000 != 0 {
+                return Err(D::Error::custom(format!(
+                    "{text:?} must be whole seconds, not negative"
+                )));
+            }
+            u32::try_from(micros / 1_000_000).map_err(|_| D::Error::custom(format!("{text:?} is too long")))
+        }
+    }
 }
 
 const SIGNAL_FIELDS: [&str; 6] = ["summary", "source", "severity", "service", "ci", "dedup_key"];
@@ -426,6 +460,19 @@ mod tests {
         let parsed: IngestPolicy = serde_json::from_str(r#"{"severity_map":{"warning":{"impact":2,"urgency":1}}}"#)
             .expect("a severity map parses");
         assert_eq!(parsed.severity_map.len(), 1);
+        let windows: IngestPolicy = serde_json::from_str(
+            r#"{"correlation_window_secs":"5m","reopen_window_secs":"2d","flapping":{"changes":4,"within_secs":"1h"}}"#,
+        )
+        .expect("durations as text parse");
+        assert_eq!(
+            (
+                windows.correlation_window_secs,
+                windows.reopen_window_secs,
+                windows.flapping.within_secs
+            ),
+            (300, 172_800, 3600)
+        );
+        assert!(serde_json::from_str::<IngestPolicy>(r#"{"reopen_window_secs":"soon"}"#).is_err());
     }
 
     #[test]
