@@ -555,7 +555,16 @@ async fn sla_sweep(
     let registered_per_sec = n as f64 / started.elapsed().as_secs_f64();
     let state = keel_http::AppState::new(store, clock, settings.matrix.clone());
     let started = Instant::now();
-    let first = keel_http::workers::sweep_once(&state).await?;
+    // One call sweeps a bounded number of batches; go on until nothing is due.
+    let mut first = keel_store::SweepOutcome::default();
+    loop {
+        let outcome = keel_http::workers::sweep_once(&state).await?;
+        first.examined += outcome.examined;
+        first.entries += outcome.entries;
+        if outcome.examined == 0 {
+            break;
+        }
+    }
     let first_sweep_s = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let idle = keel_http::workers::sweep_once(&state).await?;

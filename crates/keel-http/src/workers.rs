@@ -22,14 +22,19 @@ const DELIVERY_BATCH: u32 = 50;
 /// How long a taken notification stays hidden from other nodes.
 const LEASE_SECS: u32 = 60;
 
-/// Sweeps until no due timer is left (or a batch came back short).
+/// Most batches one call sweeps, so that a flood of new incidents cannot
+/// keep a sweep (and the deliveries after it) from ever finishing.
+const MAX_BATCHES: usize = 40;
+
+/// Sweeps until no due timer is left (a batch came back short), or for at
+/// most `MAX_BATCHES` batches; the rest waits for the next tick.
 ///
 /// # Errors
 /// When the store fails.
 pub async fn sweep_once(state: &AppState) -> Result<SweepOutcome, StoreError> {
     let routing = state.routing().await?;
     let mut total = SweepOutcome::default();
-    loop {
+    for _ in 0..MAX_BATCHES {
         let outcome = state
             .store
             .sweep_sla(SweepRequest {
@@ -45,9 +50,10 @@ pub async fn sweep_once(state: &AppState) -> Result<SweepOutcome, StoreError> {
         total.notifications += outcome.notifications;
         metrics::counter!("keel_sla_entries_total").increment(outcome.entries as u64);
         if outcome.examined < SWEEP_BATCH as usize || (routing.sla.is_empty() && routing.escalations.is_empty()) {
-            return Ok(total);
+            break;
         }
     }
+    Ok(total)
 }
 
 /// Delivers due notifications to `webhook` (JSON POST); a non-2xx answer
