@@ -231,6 +231,9 @@ impl Team {
         if self.members.len() > 1000 {
             return Err(DomainError::Invalid("a team has at most 1000 members".into()));
         }
+        if self.wip_limits.values().any(|n| *n > 100_000) {
+            return Err(DomainError::Invalid("WIP limits are at most 100000".into()));
+        }
         for state in self.wip_limits.keys() {
             if !State::parse(state).is_some_and(State::is_open) {
                 return Err(DomainError::Invalid(format!(

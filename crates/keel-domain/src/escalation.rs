@@ -47,7 +47,7 @@ impl EscalationPolicy {
     /// [`DomainError::Invalid`] naming the problem.
     pub fn checked(mut self) -> Result<Self, DomainError> {
         self.name = self.name.trim().to_string();
-        if self.name.is_empty() || self.name.chars().count() > MAX_SHORT {
+        if self.name.is_empty() || self.name.chars().count() > MAX_SHORT || self.name.contains('\0') {
             return Err(DomainError::Invalid(format!(
                 "an escalation policy needs a name of 1 to {MAX_SHORT} characters"
             )));

@@ -443,6 +443,15 @@ impl Schedule {
         if self.time_zone.trim().is_empty() {
             return invalid("time_zone".into(), "a schedule needs a time zone (e.g. Europe/Berlin)");
         }
+        if self.layers.len() > 20 || self.overrides.len() > 1000 {
+            return invalid("layers".into(), "a schedule has at most 20 layers and 1000 overrides");
+        }
+        if let Some(i) = self.layers.iter().position(|l| l.users.len() > 200) {
+            return invalid(
+                format!("layers[{i}].users"),
+                "a layer rotates through at most 200 users",
+            );
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             let at = |field: &str| format!("layers[{i}].{field}");
             if layer.users.is_empty() {

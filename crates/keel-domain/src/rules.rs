@@ -87,7 +87,7 @@ impl Rule {
     /// [`DomainError::Invalid`] naming the first problem.
     pub fn checked(mut self) -> Result<Self, DomainError> {
         self.name = self.name.trim().to_string();
-        if self.name.is_empty() || self.name.chars().count() > MAX_SHORT {
+        if self.name.is_empty() || self.name.chars().count() > MAX_SHORT || self.name.contains('\0') {
             return Err(DomainError::Invalid(format!(
                 "a rule needs a name of 1 to {MAX_SHORT} characters"
             )));
@@ -112,6 +112,18 @@ impl Rule {
                 )));
             }
         }
+        if !(-1_000_000_000..=1_000_000_000).contains(&self.position) {
+            return Err(DomainError::Invalid(format!(
+                "rule {:?}: position must be between -1000000000 and 1000000000",
+                self.name
+            )));
+        }
+        if self.when.len() > 50 {
+            return Err(DomainError::Invalid(format!(
+                "rule {:?}: at most 50 conditions",
+                self.name
+            )));
+        }
         if self.then.is_empty() {
             return Err(DomainError::Invalid(format!("rule {:?} sets nothing", self.name)));
         }
@@ -135,7 +147,7 @@ impl Rule {
                 "major" => value.is_boolean(),
                 _ => value
                     .as_str()
-                    .is_some_and(|s| !s.trim().is_empty() && s.chars().count() <= MAX_SHORT),
+                    .is_some_and(|s| !s.trim().is_empty() && s.chars().count() <= MAX_SHORT && !s.contains('\0')),
             };
             if !valid {
                 return Err(DomainError::Invalid(format!(

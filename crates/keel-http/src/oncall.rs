@@ -38,8 +38,8 @@ const DAY: i64 = 86_400_000_000;
 /// A schedule. `POST` needs `name`, `team`, `time_zone` and `layers`.
 /// Each layer: `users` (ids, in rotation order), `rotation` ("12h", "1d",
 /// "1w" or a number of days), `start` (local date-time of the first
-/// hand-off; `handoff` is accepted too, and a bare "09:00" means that time
-/// on an early Monday), optional `end` and `restrictions`
+/// hand-off; `handoff` is accepted too, and a bare `"handoff": "09:00"`
+/// means that time on an early Monday), optional `end` and `restrictions`
 /// (`[{"days": ["mon", …], "from": "09:00", "to": "17:00"}]`).
 /// `overrides`: `[{"user", "start", "end"}]` with RFC 3339 instants.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -128,6 +128,16 @@ pub struct AtQuery {
 
 /// Loads a zone by its IANA name.
 pub(crate) fn zone(name: &str) -> ApiResult<TimeZone> {
+    // Files of the zone database that are not zones (or not meant for users).
+    let not_a_zone = matches!(
+        name,
+        "localtime" | "posixrules" | "Factory" | "leapseconds" | "tzdata.zi"
+    ) || name.contains("..")
+        || name.starts_with('/')
+        || name.len() > 64;
+    if not_a_zone {
+        return Err(ApiError::invalid(format!("unknown time zone {name:?}")));
+    }
     TimeZone::get(name).map_err(|_| ApiError::invalid(format!("unknown time zone {name:?}")))
 }
 
@@ -220,6 +230,9 @@ pub async fn create(
     };
     let id = base.id.clone();
     let schedule = schedule_from(base, input)?;
+    if schedule.schedule.layers.is_empty() {
+        return Err(ApiError::invalid("a schedule needs at least one layer"));
+    }
     known_users(&state, &schedule.schedule).await?;
     let catalogue = change(&state, Change::PutSchedule(schedule)).await?;
     Ok((

@@ -274,7 +274,10 @@ fn policy_from(base: SlaPolicyDoc, input: SlaPolicyInput) -> ApiResult<SlaPolicy
     if let Some(percent) = input.at_risk_percent {
         spec.at_risk_percent = percent;
     }
-    SlaPolicy::from_spec(&spec, |name| TimeZone::get(name).ok())?;
+    if spec.targets.is_empty() {
+        return Err(ApiError::invalid("an SLA policy needs at least one target"));
+    }
+    SlaPolicy::from_spec(&spec, |name| crate::oncall::zone(name).ok())?;
     Ok(SlaPolicyDoc {
         name: input.name.unwrap_or(base.name),
         service: match input.service {

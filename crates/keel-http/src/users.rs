@@ -43,13 +43,7 @@ pub async fn create(
             body.email
         )));
     }
-    let password_hash = match body.password.as_deref() {
-        Some(p) if p.chars().count() < 12 => {
-            return Err(ApiError::invalid("password must have at least 12 characters"));
-        }
-        Some(p) => Some(hash_password(p)?),
-        None => None,
-    };
+    let password_hash = password(body.password.as_deref())?;
     let time_zone = time_zone(body.time_zone)?;
     let user = state
         .store
@@ -66,10 +60,21 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
 
+/// Checks and hashes a password: 12 to 1024 characters of text.
+fn password(value: Option<&str>) -> ApiResult<Option<String>> {
+    match value {
+        Some(p) if p.chars().count() < 12 || p.chars().count() > 1024 || p.contains('\0') => {
+            Err(ApiError::invalid("a password has 12 to 1024 characters (no NUL)"))
+        }
+        Some(p) => Ok(Some(hash_password(p)?)),
+        None => Ok(None),
+    }
+}
+
 /// Checks a time zone name against the time zone database; empty: none.
 fn time_zone(value: Option<String>) -> ApiResult<Option<String>> {
     match value.map(|tz| tz.trim().to_string()).filter(|tz| !tz.is_empty()) {
-        Some(tz) if tz.len() <= 64 && jiff::tz::TimeZone::get(&tz).is_ok() => Ok(Some(tz)),
+        Some(tz) if crate::oncall::zone(&tz).is_ok() => Ok(Some(tz)),
         Some(tz) => Err(ApiError::invalid(format!("time_zone {tz:?} is not a known IANA zone"))),
         None => Ok(None),
     }
@@ -124,6 +129,14 @@ pub async fn patch(
     if auth.user.id != id || body.role.is_some() || body.disabled.is_some() {
         auth.require(Role::Admin)?;
     }
+    // Nobody locks themselves out: the last admin could otherwise end all administration.
+    if auth.user.id == id && (body.disabled == Some(true) || body.role.as_deref().is_some_and(|r| r != "admin")) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "you cannot disable yourself or give up your own admin role; ask another admin",
+        ));
+    }
     let name = match body.name.map(|n| n.trim().to_string()) {
         Some(n) if n.is_empty() || n.chars().count() > 200 || n.contains('\0') => {
             return Err(ApiError::invalid("name must be 1 to 200 characters"));
@@ -134,13 +147,7 @@ pub async fn patch(
         .role
         .map(|r| Role::parse(&r).ok_or_else(|| ApiError::invalid(format!("role must be one of {ROLES}, not {r:?}"))))
         .transpose()?;
-    let password_hash = match body.password.as_deref() {
-        Some(p) if p.chars().count() < 12 => {
-            return Err(ApiError::invalid("password must have at least 12 characters"));
-        }
-        Some(p) => Some(hash_password(p)?),
-        None => None,
-    };
+    let password_hash = password(body.password.as_deref())?;
     let update = UserUpdate {
         name,
         role,

@@ -282,6 +282,28 @@ async fn people_keep_their_time_zone_and_contact_methods(engine: Engine) {
         .await;
     assert_eq!(disabled.ok()["disabled"], true);
     app.agent.get("/api/v1/me").await.problem(401);
+    let admin = format!("/api/v1/users/{}", app.admin.id);
+    for lockout in [json!({"disabled": true}), json!({"role": "agent"})] {
+        app.admin
+            .call(reqwest::Method::PATCH, &admin, Some(lockout))
+            .await
+            .problem(409);
+    }
+    app.admin
+        .post(
+            "/api/v1/users",
+            json!({"name": "Z", "email": "z@example.test", "role": "agent", "time_zone": "localtime"}),
+        )
+        .await
+        .problem(422);
+    app.admin
+        .call(
+            reqwest::Method::PATCH,
+            &admin,
+            Some(json!({"password": "x".repeat(2000)})),
+        )
+        .await
+        .problem(422);
 }
 
 /// One row per route: which roles get through (2xx), the others must get 403
