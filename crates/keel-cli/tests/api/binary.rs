@@ -95,7 +95,8 @@ impl Drop for Server {
     }
 }
 
-fn cli(base: &str, token: &str, args: &[&str]) -> Output {
+/// Runs the `keel` client against `base` with `token`.
+pub(crate) fn cli(base: &str, token: &str, args: &[&str]) -> Output {
     Command::new(KEEL)
         .args(args)
         .env("KEEL_SERVER", base)
@@ -104,7 +105,8 @@ fn cli(base: &str, token: &str, args: &[&str]) -> Output {
         .expect("keel runs")
 }
 
-fn cli_json(base: &str, token: &str, args: &[&str]) -> Value {
+/// Runs the client with `--json`; it must succeed and print JSON.
+pub(crate) fn cli_json(base: &str, token: &str, args: &[&str]) -> Value {
     let mut all: Vec<&str> = args.to_vec();
     all.push("--json");
     let output = cli(base, token, &all);
@@ -114,6 +116,25 @@ fn cli_json(base: &str, token: &str, args: &[&str]) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("--json prints JSON")
+}
+
+/// What a successful client run printed.
+pub(crate) fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// A timestamp the API printed, in microseconds.
+pub(crate) fn micros(text: &Value) -> i64 {
+    text.as_str()
+        .expect("a timestamp")
+        .parse::<keel_domain::Timestamp>()
+        .expect("RFC 3339")
+        .as_micros()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

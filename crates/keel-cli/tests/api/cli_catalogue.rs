@@ -5,42 +5,11 @@
 //! with its SLA, who is on call, the incident's impact, and how refusals
 //! (a bad target, deleting a CI another depends on) are shown.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use keel_domain::Timestamp;
 use serde_json::{Value, json};
 
-use crate::binary::{KEEL, Server};
-
-fn cli(base: &str, token: &str, args: &[&str]) -> Output {
-    Command::new(KEEL)
-        .args(args)
-        .env("KEEL_SERVER", base)
-        .env("KEEL_TOKEN", token)
-        .output()
-        .expect("keel runs")
-}
-
-fn cli_json(base: &str, token: &str, args: &[&str]) -> Value {
-    let mut all: Vec<&str> = args.to_vec();
-    all.push("--json");
-    let output = cli(base, token, &all);
-    assert!(
-        output.status.success(),
-        "keel {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("--json prints JSON")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
+use crate::binary::{Server, cli, cli_json, micros, stdout};
 
 /// A refusal: exit 1, and what stderr says.
 fn refused(output: &Output) -> String {
@@ -51,14 +20,6 @@ fn refused(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     String::from_utf8_lossy(&output.stderr).to_string()
-}
-
-fn micros(text: &Value) -> i64 {
-    text.as_str()
-        .expect("a timestamp")
-        .parse::<Timestamp>()
-        .expect("RFC 3339")
-        .as_micros()
 }
 
 fn id(value: &Value) -> String {

@@ -2,42 +2,9 @@
 //! integration with a policy file, the alerts its events make, maintenance
 //! windows, key rotation and disabling, and how a refused policy is shown.
 
-use std::process::{Command, Output};
-
-use keel_domain::Timestamp;
 use serde_json::{Value, json};
 
-use crate::binary::{KEEL, Server};
-
-fn cli(base: &str, token: &str, args: &[&str]) -> Output {
-    Command::new(KEEL)
-        .args(args)
-        .env("KEEL_SERVER", base)
-        .env("KEEL_TOKEN", token)
-        .output()
-        .expect("keel runs")
-}
-
-fn cli_json(base: &str, token: &str, args: &[&str]) -> Value {
-    let mut all: Vec<&str> = args.to_vec();
-    all.push("--json");
-    let output = cli(base, token, &all);
-    assert!(
-        output.status.success(),
-        "keel {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("--json prints JSON")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
+use crate::binary::{Server, cli, cli_json, micros, stdout};
 
 /// Sends one generic event and returns the status and the answer.
 async fn send(base: &str, key: &str, event: Value) -> (u16, Value) {
@@ -49,14 +16,6 @@ async fn send(base: &str, key: &str, event: Value) -> (u16, Value) {
         .expect("answer");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn micros(text: &Value) -> i64 {
-    text.as_str()
-        .expect("a timestamp")
-        .parse::<Timestamp>()
-        .expect("RFC 3339")
-        .as_micros()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
