@@ -473,8 +473,7 @@ pub async fn incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
         }
         IncidentCommand::List(args) => {
             let client = Client::new(&args.connection)?;
-            let mut query = Vec::new();
-            for (key, value) in [
+            let qs = query_string(&[
                 ("state", args.state),
                 ("priority", args.priority),
                 ("service", args.service),
@@ -485,12 +484,7 @@ pub async fn incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
                 ("q", args.q),
                 ("limit", args.limit.map(|l| l.to_string())),
                 ("cursor", args.cursor),
-            ] {
-                if let Some(value) = value {
-                    query.push((key, value));
-                }
-            }
-            let qs = serde_urlencoded_pairs(&query);
+            ]);
             let page = client
                 .call(Method::GET, &format!("/api/v1/incidents{qs}"), None, None)
                 .await?;
@@ -584,11 +578,15 @@ pub async fn incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn serde_urlencoded_pairs(pairs: &[(&str, String)]) -> String {
-    if pairs.is_empty() {
+/// A query string (`?a=1&b=2`) of the parameters that have a value; empty when none has.
+pub(crate) fn query_string(pairs: &[(&str, Option<String>)]) -> String {
+    let encoded: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent(v))))
+        .collect();
+    if encoded.is_empty() {
         return String::new();
     }
-    let encoded: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", percent(v))).collect();
     format!("?{}", encoded.join("&"))
 }
 

@@ -16,7 +16,7 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::client::{self, Client, Connection, put, serde_urlencoded_pairs, text};
+use crate::client::{self, Client, Connection, put, query_string, text};
 
 // ---- commands ----
 
@@ -1282,8 +1282,7 @@ pub async fn team(command: TeamCommand) -> anyhow::Result<ExitCode> {
         }
         TeamCommand::Oncall(args) => {
             let client = Client::new(&args.connection)?;
-            let query: Vec<(&str, String)> = args.at.into_iter().map(|at| ("at", at)).collect();
-            let path = format!("{}/oncall{}", TEAMS.at(&args.id)?, serde_urlencoded_pairs(&query));
+            let path = format!("{}/oncall{}", TEAMS.at(&args.id)?, query_string(&[("at", args.at)]));
             let on_call = client.call(Method::GET, &path, None, None).await?;
             answer(&client, args.connection.json, &on_call, &[Lookup::Users], print_on_call).await;
         }
@@ -1436,13 +1435,8 @@ pub async fn schedule(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
         }
         ScheduleCommand::Shifts(args) => {
             let client = Client::new(&args.connection)?;
-            let mut query = Vec::new();
-            for (key, value) in [("from", args.from), ("to", args.to)] {
-                if let Some(value) = value {
-                    query.push((key, value));
-                }
-            }
-            let path = format!("{}/shifts{}", SCHEDULES.at(&args.id)?, serde_urlencoded_pairs(&query));
+            let query = query_string(&[("from", args.from), ("to", args.to)]);
+            let path = format!("{}/shifts{query}", SCHEDULES.at(&args.id)?);
             let shifts = client.call(Method::GET, &path, None, None).await?;
             answer(&client, args.connection.json, &shifts, &[Lookup::Users], print_shifts).await;
         }

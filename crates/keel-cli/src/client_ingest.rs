@@ -16,7 +16,7 @@ use keel_store::{Clock, SystemClock};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::client::{Client, Connection, encode, put, serde_urlencoded_pairs, show, text};
+use crate::client::{Client, Connection, encode, put, query_string, show, text};
 
 #[derive(Debug, Subcommand)]
 pub enum IntegrationCommand {
@@ -494,19 +494,13 @@ pub async fn alert(command: AlertCommand) -> anyhow::Result<ExitCode> {
                 }
                 None => None,
             };
-            let mut query = Vec::new();
-            for (key, value) in [
+            let qs = query_string(&[
                 ("dedup_key", args.dedup_key),
                 ("incident", incident),
                 ("status", args.status),
                 ("limit", args.limit.map(|l| l.to_string())),
                 ("cursor", args.cursor),
-            ] {
-                if let Some(value) = value {
-                    query.push((key, value));
-                }
-            }
-            let qs = serde_urlencoded_pairs(&query);
+            ]);
             let page = client
                 .call(Method::GET, &format!("/api/v1/alerts{qs}"), None, None)
                 .await?;

@@ -118,7 +118,7 @@ pub struct RangeQuery {
     pub to: Option<String>,
 }
 
-/// An instant (default now), and for the iCal feed the token.
+/// An instant (default now).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AtQuery {
