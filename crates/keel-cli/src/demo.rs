@@ -126,6 +126,10 @@ impl Lcg {
 
 const HOUR: i64 = 3_600_000_000;
 
+/// The password of every demo person (e.g. sam.okafor@demo.keel, an agent;
+/// eve.martin@demo.keel, an end user). Demo data only.
+pub const DEMO_PASSWORD: &str = "keel-demo-password";
+
 /// Adds the demo organisation when the database holds no incident yet.
 /// Returns how many incidents it registered (0 when it left the data alone).
 pub async fn fill(store: &dyn Store, clock: &dyn Clock, matrix: Arc<PriorityMatrix>) -> anyhow::Result<usize> {
@@ -143,6 +147,8 @@ pub async fn fill(store: &dyn Store, clock: &dyn Clock, matrix: Arc<PriorityMatr
         return Ok(0);
     }
     let mut people = Vec::new();
+    // One hash for every demo person: they all sign in with DEMO_PASSWORD.
+    let demo_hash = keel_http::auth::hash_password(DEMO_PASSWORD).map_err(|e| anyhow::anyhow!(e.detail))?;
     for (name, role) in [
         ("Sam Okafor", Role::Agent),
         ("Lena Novak", Role::Agent),
@@ -161,7 +167,7 @@ pub async fn fill(store: &dyn Store, clock: &dyn Clock, matrix: Arc<PriorityMatr
                 email,
                 role,
                 time_zone: None,
-                password_hash: None,
+                password_hash: Some(demo_hash.clone()),
                 contact_methods: Vec::new(),
             })
             .await?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use keel_domain::Role;
-use keel_http::{AppState, HttpConfig, hash_token, new_token_secret};
+use keel_http::{AppState, HttpConfig, TOKEN_PREFIX, hash_token, new_token_secret};
 use keel_store::{ApiToken, Clock, NewUser, Store, SystemClock};
 use tokio::net::TcpListener;
 
@@ -64,9 +64,10 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// On an empty database, creates the first admin with a token: the value of
-/// `KEEL_BOOTSTRAP_TOKEN`, or a new one that is printed once and written to
-/// `<data-dir>/admin-token` (mode 0600).
+/// On an empty database, creates the first admin (`admin@localhost`) with a
+/// token and a password: the values of `KEEL_BOOTSTRAP_TOKEN` and
+/// `KEEL_BOOTSTRAP_PASSWORD`, or new ones that are printed once and written to
+/// `<data-dir>/admin-token` and `<data-dir>/admin-password` (mode 0600).
 pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock, data_dir: &Path) -> anyhow::Result<()> {
     let given = std::env::var("KEEL_BOOTSTRAP_TOKEN")
         .ok()
@@ -75,6 +76,16 @@ pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock, data_dir: &Path) ->
         anyhow::bail!("KEEL_BOOTSTRAP_TOKEN must have at least 16 characters");
     }
     let secret = given.clone().unwrap_or_else(new_token_secret);
+    let given_password = std::env::var("KEEL_BOOTSTRAP_PASSWORD")
+        .ok()
+        .filter(|p| !p.trim().is_empty());
+    if given_password.as_ref().is_some_and(|p| p.chars().count() < 12) {
+        anyhow::bail!("KEEL_BOOTSTRAP_PASSWORD must have at least 12 characters");
+    }
+    let password = given_password
+        .clone()
+        .unwrap_or_else(|| new_token_secret().chars().skip(TOKEN_PREFIX.len()).take(20).collect());
+    let password_hash = keel_http::auth::hash_password(&password).map_err(|e| anyhow::anyhow!(e.detail))?;
     let admin_id = uuid_v7();
     let admin = NewUser {
         id: admin_id.clone(),
@@ -82,7 +93,7 @@ pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock, data_dir: &Path) ->
         email: "admin@localhost".into(),
         role: Role::Admin,
         time_zone: None,
-        password_hash: None,
+        password_hash: Some(password_hash),
         contact_methods: Vec::new(),
     };
     let token = ApiToken {
@@ -99,17 +110,29 @@ pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock, data_dir: &Path) ->
     {
         return Ok(());
     }
-    if given.is_some() {
-        tracing::info!("created the first admin with the token from KEEL_BOOTSTRAP_TOKEN");
+    if given.is_some() && given_password.is_some() {
+        tracing::info!(
+            "created the first admin with the token and password from KEEL_BOOTSTRAP_TOKEN and KEEL_BOOTSTRAP_PASSWORD"
+        );
         return Ok(());
     }
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let path = data_dir.join("admin-token");
-    write_secret(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
-    println!(
-        "Created the first admin. Its API token (shown once, also in {}):\n{secret}",
-        path.display()
-    );
+    if given.is_none() {
+        let path = data_dir.join("admin-token");
+        write_secret(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "Created the first admin. Its API token (shown once, also in {}):\n{secret}",
+            path.display()
+        );
+    }
+    if given_password.is_none() {
+        let path = data_dir.join("admin-password");
+        write_secret(&path, &password).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "Sign in at /login as admin@localhost with this password (shown once, also in {}):\n{password}",
+            path.display()
+        );
+    }
     Ok(())
 }
 
@@ -179,6 +202,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("filling the demo data")?;
         if n_incidents > 0 {
             tracing::info!(n_incidents, "--demo: added demo users and incidents");
+            println!(
+                "Demo people sign in with the password {:?}: sam.okafor@demo.keel (agent), \
+                 maya.brandt@demo.keel (incident manager), eve.martin@demo.keel (end user).",
+                crate::demo::DEMO_PASSWORD
+            );
         }
     }
     let listener = TcpListener::bind(&settings.listen)

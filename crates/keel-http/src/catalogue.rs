@@ -299,11 +299,12 @@ impl AppState {
         let sla = Arc::new(crate::sla::compile(&catalogue));
         let escalations = crate::oncall::resolve_escalations(&catalogue, self.clock.now());
         let routing = Arc::new(Routing {
-            rules: Arc::new(catalogue.rules),
+            rules: Arc::new(catalogue.rules.clone()),
             team_owners,
             team_leads,
             sla,
             escalations,
+            catalogue: Arc::new(catalogue),
         });
         if let Ok(mut cached) = self.catalogue_cache.routing.lock() {
             *cached = Some((std::time::Instant::now(), Arc::clone(&routing)));

@@ -75,7 +75,7 @@ impl ClaimedTimes {
 }
 
 /// `POST /api/v1/incidents`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIncident {
     #[schema(min_length = 1, max_length = 300)]

@@ -61,7 +61,7 @@ fn uuid_like(id: &str) -> bool {
 
 /// Loads an incident the caller may see, or answers 404 (also for incidents
 /// an end user did not report: their existence is not disclosed).
-async fn visible(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Incident> {
+pub(crate) async fn visible(state: &AppState, auth: &Auth, id: &str) -> ApiResult<Incident> {
     let incident = state.store.get_incident(&IncidentRef::parse(id)).await?;
     incident
         .filter(|inc| can_view(&auth.actor, inc))
@@ -88,8 +88,18 @@ pub async fn create(
     auth: Auth,
     ApiJson(body): ApiJson<CreateIncident>,
 ) -> ApiResult<Response> {
+    let incident = register(&state, &auth, body).await?;
+    let mut response = with_etag(&state, StatusCode::CREATED, &incident).await?;
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/incidents/{}", incident.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Registers an incident as `auth` (the API and the web forms both come here).
+pub(crate) async fn register(state: &AppState, auth: &Auth, body: CreateIncident) -> ApiResult<Incident> {
     let owner = match &body.owner {
-        Some(owner) => Some(existing_user(&state, "owner", owner).await?),
+        Some(owner) => Some(existing_user(state, "owner", owner).await?),
         None => None,
     };
     let claimed = ClaimedTimes {
@@ -124,7 +134,7 @@ pub async fn create(
     let request = RegisterRequest {
         id: uuid::Uuid::now_v7().to_string(),
         input,
-        actor: auth.actor,
+        actor: auth.actor.clone(),
         claimed,
         matrix: state.matrix.clone(),
         rules: Arc::clone(&state.routing().await?.rules),
@@ -133,11 +143,7 @@ pub async fn create(
     let incident = state.store.register(request).await?;
     metrics::counter!("keel_incidents_registered_total").increment(1);
     metrics::counter!("keel_timeline_entries_appended_total").increment(1);
-    let mut response = with_etag(&state, StatusCode::CREATED, &incident).await?;
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/incidents/{}", incident.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(incident)
 }
 
 /// Filters of `GET /api/v1/incidents`.
@@ -468,16 +474,29 @@ pub async fn act(
     IfMatch(expected_version): IfMatch,
     ApiJson(body): ApiJson<ActionBody>,
 ) -> ApiResult<Response> {
-    let target = write_target(&state, &auth, &id).await?;
+    let incident = perform(&state, &auth, &id, &action, body, expected_version).await?;
+    with_etag(&state, StatusCode::OK, &incident).await
+}
+
+/// Runs one lifecycle action as `auth` (the API and the web forms both come here).
+pub(crate) async fn perform(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+    action: &str,
+    body: ActionBody,
+    expected_version: Option<u64>,
+) -> ApiResult<Incident> {
+    let target = write_target(state, auth, id).await?;
     let claimed = ClaimedTimes {
         occurred_at: body.occurred_at.clone(),
         started_at: body.started_at.clone(),
         completed_at: body.completed_at.clone(),
     }
     .parse()?;
-    let command = command_for(&state, &auth, &action, body).await?;
-    let (incident, _) = run(&state, &auth, target, command, claimed, expected_version).await?;
-    with_etag(&state, StatusCode::OK, &incident).await
+    let command = command_for(state, auth, action, body).await?;
+    let (incident, _) = run(state, auth, target, command, claimed, expected_version).await?;
+    Ok(incident)
 }
 
 /// Comment on an incident, internally (staff) or publicly (also the reporter).
@@ -491,7 +510,19 @@ pub async fn comment(
     IfMatch(expected_version): IfMatch,
     ApiJson(body): ApiJson<CreateComment>,
 ) -> ApiResult<Response> {
-    let target = write_target(&state, &auth, &id).await?;
+    let entry = add_comment(&state, &auth, &id, body, expected_version).await?;
+    Ok((StatusCode::CREATED, Json(EntryView::from(&entry))).into_response())
+}
+
+/// Comments on an incident as `auth` (the API and the web forms both come here).
+pub(crate) async fn add_comment(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+    body: CreateComment,
+    expected_version: Option<u64>,
+) -> ApiResult<keel_domain::Entry> {
+    let target = write_target(state, auth, id).await?;
     let claimed = ClaimedTimes {
         occurred_at: body.occurred_at,
         started_at: body.started_at,
@@ -506,8 +537,8 @@ pub async fn comment(
     let visibility =
         dto::choice("visibility", body.visibility.as_ref(), "internal, public")?.unwrap_or(default_visibility);
     let (_, entries) = run(
-        &state,
-        &auth,
+        state,
+        auth,
         target,
         Command::Comment {
             body: body.body,
@@ -517,10 +548,10 @@ pub async fn comment(
         expected_version,
     )
     .await?;
-    let entry = entries
+    entries
+        .into_iter()
         .last()
-        .ok_or_else(|| ApiError::invalid("the comment was empty"))?;
-    Ok((StatusCode::CREATED, Json(EntryView::from(entry))).into_response())
+        .ok_or_else(|| ApiError::invalid("the comment was empty"))
 }
 
 /// Paging of `GET /api/v1/incidents/{id}/timeline`.

@@ -19,6 +19,7 @@ pub mod pagerduty;
 mod rules;
 pub mod sla;
 mod users;
+pub mod web;
 pub mod workers;
 
 use std::sync::{Arc, OnceLock};
@@ -278,6 +279,7 @@ pub fn router(mut state: AppState, config: &HttpConfig) -> Router {
     let (api, _) = api_routes().split_for_parts();
     Router::new()
         .merge(api)
+        .merge(web::routes())
         .route("/v2/enqueue", axum::routing::post(pagerduty::enqueue))
         .route("/api/v2/alerts", axum::routing::post(alertmanager::push))
         // Grafana's webhook contact point may be set to PUT.

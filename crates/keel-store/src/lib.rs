@@ -10,7 +10,9 @@
 mod filter;
 pub mod plan;
 mod postgres;
+mod postgres_web;
 mod sqlite;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use serde::Serialize;
 
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use web::{LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession};
 
 /// Why a storage call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -420,6 +423,8 @@ pub struct Routing {
     pub sla: Arc<keel_domain::sla_watch::SlaPolicies>,
     /// Team (name and id) → its escalation ladder, resolved to people now.
     pub escalations: std::collections::BTreeMap<String, Arc<keel_domain::escalation::Resolved>>,
+    /// The catalogue these were drawn from (pages show names and impact from it).
+    pub catalogue: Arc<Catalogue>,
 }
 
 /// What a signal did.
@@ -656,6 +661,36 @@ pub trait Store: Send + Sync + 'static {
     async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError>;
     /// Recomputes every chain.
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError>;
+
+    /// The user with this e-mail address (compared without case) and what
+    /// signing in needs.
+    async fn find_login(&self, email: &str) -> Result<Option<LoginRecord>, StoreError>;
+    /// Counts a failed sign-in; reaching the policy's threshold locks the
+    /// account until `now` + the lock time. A failure after an expired lock
+    /// starts counting afresh.
+    async fn record_login_failure(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+        policy: LockoutPolicy,
+    ) -> Result<(), StoreError>;
+    /// Forgets failures and any lock (a successful sign-in, or an admin's unlock).
+    async fn clear_login_failures(&self, user_id: &str) -> Result<(), StoreError>;
+    /// Stores a new session and drops expired ones.
+    async fn create_session(&self, session: WebSession) -> Result<(), StoreError>;
+    /// The live session with this hash and its user.
+    async fn find_session(&self, id_hash: &str, now: Timestamp) -> Result<Option<(WebSession, User)>, StoreError>;
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// Signs a user out everywhere except, optionally, one session.
+    async fn delete_user_sessions(&self, user_id: &str, except_hash: Option<&str>) -> Result<(), StoreError>;
+    /// A user's preferences of one kind, oldest first.
+    async fn list_prefs(&self, user_id: &str, kind: &str) -> Result<Vec<UserPref>, StoreError>;
+    /// Creates or replaces one preference.
+    async fn put_pref(&self, user_id: &str, pref: UserPref) -> Result<(), StoreError>;
+    async fn delete_pref(&self, user_id: &str, kind: &str, name: &str) -> Result<(), StoreError>;
+    /// Open incidents (new, accepted, on hold) counted per service, priority
+    /// and major flag.
+    async fn open_load(&self) -> Result<Vec<ServiceLoad>, StoreError>;
 }
 
 /// Sets every incident whose SLA clocks may still matter to be looked at by

@@ -53,6 +53,7 @@ fn migrator() -> Migrator {
             "contact_methods",
             include_str!("../migrations/postgres/0007_contact_methods.sql"),
         ),
+        (8, "web", include_str!("../migrations/postgres/0008_web.sql")),
     ]
     .into_iter()
     .map(|(version, name, sql)| {
@@ -83,7 +84,7 @@ fn is_retryable(code: &str) -> bool {
 
 /// keel's store on a PostgreSQL database.
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     clock: Arc<dyn Clock>,
 }
 
@@ -94,7 +95,7 @@ fn is_outage(code: &str) -> bool {
     is_retryable(code) || code.starts_with("08") || code.starts_with("57") || code.starts_with("53") || code == "3D000"
 }
 
-fn map_err(error: sqlx::Error) -> StoreError {
+pub(crate) fn map_err(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.code().is_some_and(|code| is_outage(&code)) => {
             StoreError::Unavailable(db.message().to_string())
@@ -178,7 +179,7 @@ fn entry_from_row(row: &PgRow) -> Result<Entry, StoreError> {
     })
 }
 
-fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
+pub(crate) fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
     let role: String = row.try_get("role").map_err(map_err)?;
     Ok(User {
         id: row.try_get("id").map_err(map_err)?,
@@ -1066,6 +1067,59 @@ impl Store for PostgresStore {
             .map_err(map_err)?;
         let row = row.ok_or_else(|| StoreError::NotFound("incident".into()))?;
         verify_one(&self.pool, &row).await
+    }
+
+    async fn find_login(&self, email: &str) -> Result<Option<crate::LoginRecord>, StoreError> {
+        self.web_find_login(email).await
+    }
+
+    async fn record_login_failure(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+        policy: crate::LockoutPolicy,
+    ) -> Result<(), StoreError> {
+        self.web_record_login_failure(user_id, now, policy).await
+    }
+
+    async fn clear_login_failures(&self, user_id: &str) -> Result<(), StoreError> {
+        self.web_clear_login_failures(user_id).await
+    }
+
+    async fn create_session(&self, session: crate::WebSession) -> Result<(), StoreError> {
+        self.web_create_session(session).await
+    }
+
+    async fn find_session(
+        &self,
+        id_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(crate::WebSession, User)>, StoreError> {
+        self.web_find_session(id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.web_delete_sessions(Some(id_hash), None, None).await
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str, except_hash: Option<&str>) -> Result<(), StoreError> {
+        self.web_delete_sessions(None, Some(user_id), except_hash).await
+    }
+
+    async fn list_prefs(&self, user_id: &str, kind: &str) -> Result<Vec<crate::UserPref>, StoreError> {
+        self.web_list_prefs(user_id, kind).await
+    }
+
+    async fn put_pref(&self, user_id: &str, pref: crate::UserPref) -> Result<(), StoreError> {
+        self.web_put_pref(user_id, pref).await
+    }
+
+    async fn delete_pref(&self, user_id: &str, kind: &str, name: &str) -> Result<(), StoreError> {
+        self.web_delete_pref(user_id, kind, name).await
+    }
+
+    async fn open_load(&self) -> Result<Vec<crate::ServiceLoad>, StoreError> {
+        self.web_open_load().await
     }
 
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {

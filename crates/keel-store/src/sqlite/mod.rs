@@ -5,6 +5,7 @@
 //! "database is locked": writes queue instead of contending.
 
 mod rows;
+mod web;
 mod writer;
 
 use std::path::Path;
@@ -47,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_catalogue.sql"),
     include_str!("../../migrations/sqlite/0006_sla.sql"),
     include_str!("../../migrations/sqlite/0007_contact_methods.sql"),
+    include_str!("../../migrations/sqlite/0008_web.sql"),
 ];
 
 /// Tuning of the SQLite adapter.
@@ -1025,6 +1027,60 @@ impl Store for SqliteStore {
             verify_one(conn, &id, number, version, &head)
         })
         .await
+    }
+
+    async fn find_login(&self, email: &str) -> Result<Option<crate::LoginRecord>, StoreError> {
+        self.web_find_login(email).await
+    }
+
+    async fn record_login_failure(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+        policy: crate::LockoutPolicy,
+    ) -> Result<(), StoreError> {
+        self.web_record_login_failure(user_id, now, policy).await
+    }
+
+    async fn clear_login_failures(&self, user_id: &str) -> Result<(), StoreError> {
+        self.web_clear_login_failures(user_id).await
+    }
+
+    async fn create_session(&self, session: crate::WebSession) -> Result<(), StoreError> {
+        self.web_create_session(session).await
+    }
+
+    async fn find_session(
+        &self,
+        id_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(crate::WebSession, User)>, StoreError> {
+        self.web_find_session(id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.web_delete_sessions(Some(id_hash.to_string()), None, None).await
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str, except_hash: Option<&str>) -> Result<(), StoreError> {
+        self.web_delete_sessions(None, Some(user_id.to_string()), except_hash.map(str::to_string))
+            .await
+    }
+
+    async fn list_prefs(&self, user_id: &str, kind: &str) -> Result<Vec<crate::UserPref>, StoreError> {
+        self.web_list_prefs(user_id, kind).await
+    }
+
+    async fn put_pref(&self, user_id: &str, pref: crate::UserPref) -> Result<(), StoreError> {
+        self.web_put_pref(user_id, pref).await
+    }
+
+    async fn delete_pref(&self, user_id: &str, kind: &str, name: &str) -> Result<(), StoreError> {
+        self.web_delete_pref(user_id, kind, name).await
+    }
+
+    async fn open_load(&self) -> Result<Vec<crate::ServiceLoad>, StoreError> {
+        self.web_open_load().await
     }
 
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {

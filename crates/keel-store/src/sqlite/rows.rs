@@ -43,7 +43,7 @@ pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Entry, St
 }
 
 /// Reads the user columns starting at `offset`.
-fn user_at(row: &Row<'_>, offset: usize) -> rusqlite::Result<User> {
+pub(super) fn user_at(row: &Row<'_>, offset: usize) -> rusqlite::Result<User> {
     let role: String = row.get(offset + 3)?;
     Ok(User {
         id: row.get(offset)?,

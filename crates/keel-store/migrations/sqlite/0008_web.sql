@@ -1,0 +1,28 @@
+-- The web interface: sign-in lock-out, browser sessions, per-user
+-- preferences (saved queue views, followed incidents), and an index that
+-- lets the public status page count open incidents per service cheaply.
+ALTER TABLE users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN locked_until INTEGER;
+
+-- Only the SHA-256 of the cookie secret is stored.
+CREATE TABLE web_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users(id),
+    csrf_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_user ON web_sessions(user_id);
+CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+
+CREATE TABLE user_prefs (
+    user_id    TEXT NOT NULL REFERENCES users(id),
+    kind       TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, kind, name)
+);
+
+CREATE INDEX incidents_open_service ON incidents(service, priority, major)
+    WHERE state IN ('new', 'accepted', 'on_hold');
