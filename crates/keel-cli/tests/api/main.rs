@@ -20,3 +20,4 @@ mod oncall;
 mod operations;
 mod sla;
 mod timeline;
+mod web;
