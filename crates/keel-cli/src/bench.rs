@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// timer due) and once more (none due).
     #[arg(long, default_value_t = 0)]
     pub sla_incidents: usize,
+    /// Also time every web page with this many incidents in the database
+    /// (e.g. 100000), one request at a time.
+    #[arg(long, default_value_t = 0)]
+    pub page_incidents: usize,
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
@@ -222,14 +226,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&settings, Arc::clone(&clock)).await?;
     let user_id = new_id();
+    let email = format!("bench-{user_id}@localhost");
+    let password = new_token_secret();
     store
         .create_user(NewUser {
             id: user_id.clone(),
             name: "Bench agent".into(),
-            email: format!("bench-{user_id}@localhost"),
-            role: Role::Agent,
+            email: email.clone(),
+            role: Role::Admin,
             time_zone: None,
-            password_hash: None,
+            password_hash: Some(keel_http::auth::hash_password(&password).map_err(|e| anyhow::anyhow!(e.detail))?),
             contact_methods: Vec::new(),
         })
         .await?;
@@ -255,7 +261,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             key_hash: hash_token(&integration_key),
             key_hint: integration_key.chars().take(4).collect(),
             disabled: false,
-            created_by: user_id,
+            created_by: user_id.clone(),
             created_at: clock.now(),
             rotated_at: None,
             policy: keel_domain::detection::IngestPolicy::standard(),
@@ -278,12 +284,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
+    let page_store = Arc::clone(&store);
     let router = app(&settings, store, clock);
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
+    let page_figures = if args.page_incidents > 0 {
+        Some(
+            crate::bench_pages::measure(
+                page_store,
+                Arc::new(settings.matrix.clone()),
+                &format!("http://{address}"),
+                &crate::bench_pages::Person {
+                    id: &user_id,
+                    email: &email,
+                    password: &password,
+                },
+                args.page_incidents,
+                args.concurrency,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let duration = Duration::from_secs(args.seconds.max(1));
     let auth: Arc<str> = Arc::from(format!("Bearer {secret}"));
     let c = args.concurrency.max(1);
@@ -382,7 +408,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             json!({"engine": engine, "concurrency": args.concurrency, "seconds_per_phase": args.seconds,
-                   "peak_rss_mb": peak_rss_mb, "phases": items, "sla_sweep": sla_figures})
+                   "peak_rss_mb": peak_rss_mb, "phases": items, "sla_sweep": sla_figures, "web_pages": page_figures})
         );
     } else {
         println!(
@@ -419,6 +445,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 f("first_sweep_per_sec"),
                 f("idle_sweep_ms")
             );
+        }
+        if let Some(pages) = &page_figures {
+            println!(
+                "Web pages with {} incidents (seeded in {:.1} s), {} requests each, one at a time:",
+                pages["incidents"],
+                pages["seed_s"].as_f64().unwrap_or_default(),
+                pages["requests_per_page"]
+            );
+            println!(
+                "{:<40} {:>9} {:>9} {:>9} {:>12}",
+                "page", "p50 ms", "p99 ms", "max ms", "p50/healthz"
+            );
+            if let Some(map) = pages["pages"].as_object() {
+                for (page, f) in map {
+                    let g = |k: &str| f[k].as_f64().unwrap_or_default();
+                    println!(
+                        "{page:<40} {:>9.2} {:>9.2} {:>9.2} {:>12.1}",
+                        g("p50_ms"),
+                        g("p99_ms"),
+                        g("max_ms"),
+                        g("p50_vs_healthz")
+                    );
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

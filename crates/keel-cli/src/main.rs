@@ -3,6 +3,7 @@
 //! subcommands are a client of a running server (`--server`, `--token`).
 
 mod bench;
+mod bench_pages;
 mod client;
 mod client_catalogue;
 mod client_ingest;

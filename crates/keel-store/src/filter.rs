@@ -8,7 +8,6 @@ use crate::{IncidentFilter, Page};
 pub(crate) enum Bind {
     Text(String),
     Int(i64),
-    Bool(bool),
 }
 
 /// Builds `SELECT doc FROM incidents WHERE … ORDER BY number DESC LIMIT n`.
@@ -19,12 +18,28 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
         binds.push(bind);
         format!("{placeholder}{}", binds.len())
     };
+    // The open states in the order the partial indexes name them.
+    let open_only = {
+        let mut states: Vec<&str> = filter.states.iter().map(String::as_str).collect();
+        states.sort_unstable();
+        states.dedup();
+        states == ["accepted", "new", "on_hold"]
+    };
+    let open_states: Vec<String> = ["new", "accepted", "on_hold"].map(String::from).to_vec();
     for (column, values) in [
-        ("state", &filter.states),
+        ("state", if open_only { &open_states } else { &filter.states }),
         ("priority", &filter.priorities),
         ("sla_state", &filter.sla_states),
     ] {
-        if !values.is_empty() {
+        // Names from a fixed set are written as literals so that the
+        // planner can use the partial indexes over open incidents.
+        let literal = values
+            .iter()
+            .all(|v| !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        if !values.is_empty() && literal {
+            let names: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+            clauses.push(format!("{column} IN ({})", names.join(", ")));
+        } else if !values.is_empty() {
             let marks: Vec<String> = values.iter().map(|v| next(Bind::Text(v.clone()), &mut binds)).collect();
             clauses.push(format!("{column} IN ({})", marks.join(", ")));
         }
@@ -50,17 +65,35 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
         });
     }
     if let Some(major) = filter.major {
-        let mark = next(Bind::Bool(major), &mut binds);
-        clauses.push(format!("major = {mark}"));
+        // A literal too, for the partial index over major incidents.
+        clauses.push(match (major, placeholder) {
+            (true, '$') => "major = TRUE".to_string(),
+            (false, '$') => "major = FALSE".to_string(),
+            (true, _) => "major = 1".to_string(),
+            (false, _) => "major = 0".to_string(),
+        });
     }
     if let Some(text) = &filter.text {
-        let escaped = text
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let mark = next(Bind::Text(format!("%{escaped}%")), &mut binds);
-        clauses.push(format!("search LIKE {mark} ESCAPE '\\'"));
+        let text = text.to_lowercase();
+        if placeholder == '?' {
+            // SQLite: the trigram index answers GLOB; brackets quote its wildcards.
+            let quoted: String = text
+                .chars()
+                .map(|c| match c {
+                    '*' | '?' | '[' => format!("[{c}]"),
+                    other => other.to_string(),
+                })
+                .collect();
+            let mark = next(Bind::Text(format!("*{quoted}*")), &mut binds);
+            clauses.push(format!(
+                "number IN (SELECT rowid FROM incidents_search WHERE search GLOB {mark})"
+            ));
+        } else {
+            // PostgreSQL: the trigram GIN index answers LIKE.
+            let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let mark = next(Bind::Text(format!("%{escaped}%")), &mut binds);
+            clauses.push(format!("search LIKE {mark} ESCAPE '\\'"));
+        }
     }
     if let Some(after) = page.after_number {
         let mark = next(Bind::Int(after), &mut binds);
@@ -72,8 +105,19 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
     } else {
         format!(" WHERE {}", clauses.join(" AND "))
     };
+    // SQLite plans without statistics: name the index that walks the
+    // newest matching rows first, so no sort (of whole documents) is needed.
+    let hint = if placeholder != '?' {
+        ""
+    } else if filter.major == Some(true) {
+        " INDEXED BY incidents_major"
+    } else if open_only && filter.team.is_none() {
+        " INDEXED BY incidents_open_number"
+    } else {
+        ""
+    };
     (
-        format!("SELECT doc FROM incidents{where_clause} ORDER BY number DESC LIMIT {limit}"),
+        format!("SELECT doc FROM incidents{hint}{where_clause} ORDER BY number DESC LIMIT {limit}"),
         binds,
     )
 }

@@ -54,6 +54,7 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0007_contact_methods.sql"),
         ),
         (8, "web", include_str!("../migrations/postgres/0008_web.sql")),
+        (9, "search", include_str!("../migrations/postgres/0009_search.sql")),
     ]
     .into_iter()
     .map(|(version, name, sql)| {
@@ -1034,7 +1035,6 @@ impl Store for PostgresStore {
             query = match bind {
                 Bind::Text(text) => query.bind(text),
                 Bind::Int(n) => query.bind(n),
-                Bind::Bool(b) => query.bind(b),
             };
         }
         let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;

@@ -353,33 +353,60 @@ pub(crate) async fn boards(State(state): State<AppState>, viewer: Viewer) -> Res
     respond(StatusCode::OK, layout(Some(&viewer), "Boards", markup))
 }
 
+/// Cards shown on a board; the column headings count them all.
+const BOARD_CARDS: u32 = 200;
+
 /// `GET /teams/{id}/board`: the team's open work in columns by state, with
 /// WIP limits, most urgent first; and what it resolved lately.
 pub(crate) async fn board(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
     if !viewer.is_staff() {
         return Redirect::to("/portal").into_response();
     }
-    let backlog = match crate::catalogue::backlog(State(state.clone()), viewer.auth.clone(), Path(id)).await {
-        Ok(backlog) => backlog.0,
-        Err(error) => return error_page(Some(&viewer), &error),
-    };
-    let resolved = crate::incidents::list(
-        State(state.clone()),
-        viewer.auth.clone(),
-        ApiQuery(ListQuery {
-            state: Some("resolved".into()),
-            team: Some(backlog.team.clone()),
-            limit: Some(20),
-            ..ListQuery::default()
-        }),
-    )
-    .await;
-    let names = Names::load(&state).await;
-    let (resolved, names) = match (resolved, names) {
-        (Ok(resolved), Ok(names)) => (resolved.0.items, names),
-        (Err(error), _) | (_, Err(error)) => return error_page(Some(&viewer), &error),
-    };
-    let title = format!("Board · {}", backlog.team);
+    match build_board(&state, &viewer, &id).await {
+        Ok((title, markup)) => respond(StatusCode::OK, layout(Some(&viewer), &title, markup)),
+        Err(error) => error_page(Some(&viewer), &error),
+    }
+}
+
+async fn build_board(state: &AppState, viewer: &Viewer, id: &str) -> Result<(String, Markup), ApiError> {
+    let routing = state.routing().await?;
+    let team = routing
+        .catalogue
+        .team(id)
+        .ok_or_else(|| ApiError::not_found("team"))?
+        .clone();
+    let keys = vec![team.name.clone(), team.id.clone()];
+    let (backlog, resolved, names) = tokio::try_join!(
+        async {
+            state
+                .store
+                .team_backlog(keys, BOARD_CARDS)
+                .await
+                .map_err(ApiError::from)
+        },
+        crate::incidents::list(
+            State(state.clone()),
+            viewer.auth.clone(),
+            ApiQuery(ListQuery {
+                state: Some("resolved".into()),
+                team: Some(team.name.clone()),
+                limit: Some(20),
+                ..ListQuery::default()
+            }),
+        ),
+        Names::load(state),
+    )?;
+    let now = state.clock.now();
+    let items: Vec<crate::dto::IncidentView> = backlog
+        .items
+        .iter()
+        .map(|(incident, _)| {
+            let mut view = crate::dto::IncidentView::from(incident);
+            view.sla = crate::sla::view(incident, &routing.sla, now);
+            view
+        })
+        .collect();
+    let resolved = resolved.0.items;
     let card = |i: &crate::dto::IncidentView| {
         html! {
             li.card {
@@ -394,17 +421,24 @@ pub(crate) async fn board(State(state): State<AppState>, viewer: Viewer, Path(id
         }
     };
     let markup = html! {
-        h1 { "Board: " (backlog.team) }
+        h1 { "Board: " (team.name) }
         div.board {
-            @for column in &backlog.columns {
-                section.column.over[column.over_limit] aria-labelledby={ "col-" (column.state) } {
-                    h2 #{ "col-" (column.state) } {
-                        (view::state_words(&column.state))
-                        " " span.count { (column.count) @if let Some(limit) = column.wip_limit { " / " (limit) } }
+            @for column in ["new", "accepted", "on_hold"] {
+                @let count = backlog.counts.get(column).copied().unwrap_or(0);
+                @let limit = team.wip_limits.get(column).copied();
+                @let over = limit.is_some_and(|l| count > i64::from(l));
+                @let shown = items.iter().filter(|i| i.state == column).count();
+                section.column.over[over] aria-labelledby={ "col-" (column) } {
+                    h2 #{ "col-" (column) } {
+                        (view::state_words(column))
+                        " " span.count { (count) @if let Some(limit) = limit { " / " (limit) } }
                     }
-                    @if column.over_limit { p.warn { "Over the WIP limit" } }
+                    @if over { p.warn { "Over the WIP limit" } }
                     ul.cards {
-                        @for i in backlog.items.iter().filter(|i| i.state == column.state) { (card(i)) }
+                        @for i in items.iter().filter(|i| i.state == column) { (card(i)) }
+                    }
+                    @if i64::try_from(shown).unwrap_or(0) < count {
+                        p { a href={ "/?team=" (urlencode(&team.name)) "&state=" (column) } { "All " (count) " in the queue" } }
                     }
                 }
             }
@@ -414,7 +448,7 @@ pub(crate) async fn board(State(state): State<AppState>, viewer: Viewer, Path(id
             }
         }
     };
-    respond(StatusCode::OK, layout(Some(&viewer), &title, markup))
+    Ok((format!("Board · {}", team.name), markup))
 }
 
 /// What the registration form holds (kept when the form comes back with an error).

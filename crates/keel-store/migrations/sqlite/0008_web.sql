@@ -1,6 +1,7 @@
 -- The web interface: sign-in lock-out, browser sessions, per-user
--- preferences (saved queue views, followed incidents), and an index that
--- lets the public status page count open incidents per service cheaply.
+-- preferences (saved queue views, followed incidents), and partial indexes
+-- that keep pages fast however much history there is: open incidents (the
+-- queue, boards, the status page) and major ones (status page, portal).
 ALTER TABLE users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN locked_until INTEGER;
 
@@ -26,3 +27,8 @@ CREATE TABLE user_prefs (
 
 CREATE INDEX incidents_open_service ON incidents(service, priority, major)
     WHERE state IN ('new', 'accepted', 'on_hold');
+CREATE INDEX incidents_open_team ON incidents(team, priority, sla_due_at)
+    WHERE state IN ('new', 'accepted', 'on_hold');
+CREATE INDEX incidents_open_number ON incidents(number)
+    WHERE state IN ('new', 'accepted', 'on_hold');
+CREATE INDEX incidents_major ON incidents(number) WHERE major = 1;

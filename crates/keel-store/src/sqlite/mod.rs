@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_sla.sql"),
     include_str!("../../migrations/sqlite/0007_contact_methods.sql"),
     include_str!("../../migrations/sqlite/0008_web.sql"),
+    include_str!("../../migrations/sqlite/0009_search.sql"),
 ];
 
 /// Tuning of the SQLite adapter.
@@ -240,7 +241,6 @@ impl rusqlite::ToSql for Bind {
         match self {
             Bind::Text(text) => text.to_sql(),
             Bind::Int(n) => n.to_sql(),
-            Bind::Bool(b) => b.to_sql(),
         }
     }
 }
@@ -949,11 +949,16 @@ impl Store for SqliteStore {
             let teams = marks.join(", ");
             let mut binds: Vec<Bind> = team_keys.iter().cloned().map(Bind::Text).collect();
             binds.push(Bind::Int(i64::from(limit)));
+            // Order the narrow index rows first, then read only the documents shown.
             let sql = format!(
-                "SELECT doc, sla_due_at FROM incidents WHERE team IN ({teams}) AND state IN ('new', 'accepted', 'on_hold')
-                 ORDER BY {} LIMIT ?{}",
-                crate::BACKLOG_ORDER,
-                binds.len()
+                "SELECT i.doc, i.sla_due_at FROM incidents i JOIN (
+                   SELECT rowid AS r, priority, sla_due_at, number FROM incidents INDEXED BY incidents_open_team
+                   WHERE team IN ({teams}) AND state IN ('new', 'accepted', 'on_hold')
+                   ORDER BY {order} LIMIT ?{limit}) s ON i.rowid = s.r
+                 ORDER BY {outer}",
+                order = crate::BACKLOG_ORDER,
+                outer = "s.priority, s.sla_due_at IS NULL, s.sla_due_at, s.number",
+                limit = binds.len()
             );
             let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
             let rows = stmt
@@ -967,8 +972,8 @@ impl Store for SqliteStore {
                 backlog.items.push((parse_doc(&doc)?, due.map(Timestamp::from_micros)));
             }
             let sql = format!(
-                "SELECT state, COUNT(*) FROM incidents WHERE team IN ({teams}) AND state IN ('new', 'accepted', 'on_hold')
-                 GROUP BY state"
+                "SELECT state, COUNT(*) FROM incidents INDEXED BY incidents_open_team
+                 WHERE team IN ({teams}) AND state IN ('new', 'accepted', 'on_hold') GROUP BY state"
             );
             let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
             let rows = stmt

@@ -242,7 +242,7 @@ impl SqliteStore {
         self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT service, priority, major, COUNT(*) FROM incidents
+                    "SELECT service, priority, major, COUNT(*) FROM incidents INDEXED BY incidents_open_service
                      WHERE state IN ('new', 'accepted', 'on_hold')
                      GROUP BY service, priority, major",
                 )
