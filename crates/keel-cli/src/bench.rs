@@ -304,6 +304,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 },
                 args.page_incidents,
                 args.concurrency,
+                args.database_url.as_deref(),
             )
             .await?,
         )

@@ -85,9 +85,7 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
                 })
                 .collect();
             let mark = next(Bind::Text(format!("*{quoted}*")), &mut binds);
-            clauses.push(format!(
-                "number IN (SELECT rowid FROM incidents_search WHERE search GLOB {mark})"
-            ));
+            clauses.push(format!("incidents_search.search GLOB {mark}"));
         } else {
             // PostgreSQL: the trigram GIN index answers LIKE.
             let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
@@ -97,7 +95,13 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
     }
     if let Some(after) = page.after_number {
         let mark = next(Bind::Int(after), &mut binds);
-        clauses.push(format!("number < {mark}"));
+        // With a text search on SQLite, the index walk starts below the cursor.
+        let column = if placeholder == '?' && filter.text.is_some() {
+            "incidents_search.rowid"
+        } else {
+            "number"
+        };
+        clauses.push(format!("{column} < {mark}"));
     }
     let limit = next(Bind::Int(i64::from(page.limit)), &mut binds);
     let where_clause = if clauses.is_empty() {
@@ -107,7 +111,8 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
     };
     // SQLite plans without statistics: name the index that walks the
     // newest matching rows first, so no sort (of whole documents) is needed.
-    let hint = if placeholder != '?' {
+    let sqlite_text = placeholder == '?' && filter.text.is_some();
+    let hint = if placeholder != '?' || sqlite_text {
         ""
     } else if filter.major == Some(true) {
         " INDEXED BY incidents_major"
@@ -116,6 +121,19 @@ pub(crate) fn list_query(filter: &IncidentFilter, page: Page, placeholder: char)
     } else {
         ""
     };
+    if sqlite_text {
+        // Walk the text matches newest first (FTS5 hands out rowids, the
+        // incident numbers, in order) and stop at the page's end, rather
+        // than collecting every match and sorting.
+        return (
+            format!(
+                "SELECT incidents.doc FROM incidents_search CROSS JOIN incidents
+                 ON incidents.number = incidents_search.rowid{where_clause}
+                 ORDER BY incidents_search.rowid DESC LIMIT {limit}"
+            ),
+            binds,
+        );
+    }
     (
         format!("SELECT doc FROM incidents{hint}{where_clause} ORDER BY number DESC LIMIT {limit}"),
         binds,

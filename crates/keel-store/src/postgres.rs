@@ -995,9 +995,13 @@ impl Store for PostgresStore {
     }
 
     async fn team_backlog(&self, team_keys: Vec<String>, limit: u32) -> Result<crate::Backlog, StoreError> {
+        // Order the narrow index rows first, then read only the documents shown.
         let rows = sqlx::query(&format!(
-            "SELECT doc, sla_due_at FROM incidents WHERE team = ANY($1) AND state IN ('new', 'accepted', 'on_hold')
-             ORDER BY {} LIMIT $2",
+            "SELECT i.doc, i.sla_due_at FROM incidents i JOIN (
+               SELECT number, priority, sla_due_at FROM incidents
+               WHERE team = ANY($1) AND state IN ('new', 'accepted', 'on_hold')
+               ORDER BY {} LIMIT $2) s ON i.number = s.number
+             ORDER BY s.priority, s.sla_due_at IS NULL, s.sla_due_at, s.number",
             crate::BACKLOG_ORDER
         ))
         .bind(&team_keys)

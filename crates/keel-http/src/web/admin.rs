@@ -118,7 +118,7 @@ async fn users_page(
     let csrf = viewer.csrf_field();
     let body = html! {
         div.table-wrap {
-            table {
+            table.stack {
                 caption.visually-hidden { "Users" }
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Status" } th scope="col" { "Change" } } }
                 tbody {
@@ -351,7 +351,7 @@ async fn catalogue_page(
         "teams" => (
             "Teams",
             html! {
-                table {
+                table.stack {
                     caption.visually-hidden { "Teams" }
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Lead" } th scope="col" { "Members" } th scope="col" { "WIP limits" } th scope="col" { "Board" } } }
                     tbody { @for t in &catalogue.teams { tr {
@@ -379,7 +379,7 @@ async fn catalogue_page(
         "services" => (
             "Services",
             html! {
-                table {
+                table.stack {
                     caption.visually-hidden { "Services" }
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Team" } th scope="col" { "Criticality" } } }
                     tbody { @for s in &catalogue.services { tr {
@@ -404,7 +404,7 @@ async fn catalogue_page(
         _ => (
             "Configuration items",
             html! {
-                table {
+                table.stack {
                     caption.visually-hidden { "Configuration items" }
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Location" } th scope="col" { "Services" } th scope="col" { "Depends on" } } }
                     tbody { @for c in &catalogue.cis { tr {
@@ -571,7 +571,7 @@ async fn integrations_page(
                 p.hint { "Events: POST /api/v1/integrations/<key>/events · PagerDuty: routing_key · Alertmanager: /api/v1/integrations/<key>/alertmanager" }
             }
         }
-        table {
+        table.stack {
             caption.visually-hidden { "Integrations" }
             thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Service" } th scope="col" { "Team" } th scope="col" { "Key" } th scope="col" { "Rotate" } } }
             tbody { @for i in &list.0.items { tr {

@@ -213,7 +213,7 @@ async fn build_queue(state: &AppState, viewer: &Viewer, query: &QueueQuery) -> R
             p.empty { "Nothing here. " a href="/incidents/new" { "Register an incident" } "." }
         } @else {
             div.table-wrap {
-                table.queue {
+                table.queue.stack {
                     caption.visually-hidden { "Incidents" }
                     thead { tr {
                         th scope="col" { "Number" } th scope="col" { "Title" } th scope="col" { "Priority" }
@@ -354,7 +354,7 @@ pub(crate) async fn boards(State(state): State<AppState>, viewer: Viewer) -> Res
 }
 
 /// Cards shown on a board; the column headings count them all.
-const BOARD_CARDS: u32 = 200;
+const BOARD_CARDS: u32 = 100;
 
 /// `GET /teams/{id}/board`: the team's open work in columns by state, with
 /// WIP limits, most urgent first; and what it resolved lately.
@@ -462,6 +462,7 @@ pub(crate) struct RegisterForm {
     service: String,
     category: String,
     team: String,
+    channel: String,
     major: Option<String>,
 }
 
@@ -538,6 +539,12 @@ async fn register_page(
                     }
                 }
             }
+            label for="channel" { "Reported via" }
+            select #channel name="channel" {
+                @for (value, label) in [("phone", "Phone"), ("email", "E-mail"), ("portal", "Portal or chat"), ("api", "Another tool (API)")] {
+                    option value=(value) selected[form.channel == value] { (label) }
+                }
+            }
             label for="category" { "Category" }
             input #category name="category" value=(form.category) list="categories" maxlength="100";
             datalist #categories { @for c in ["hardware", "software", "network", "access", "email", "database", "security"] { option value=(c) {} } }
@@ -592,7 +599,11 @@ pub(crate) async fn register(State(state): State<AppState>, posted: Posted<Regis
             team: given(Some(form.team.clone())),
             major: Some(form.major.is_some()),
             source: Some("specialist".into()),
-            channel: Some("phone".into()),
+            channel: Some(if form.channel.is_empty() {
+                "phone".into()
+            } else {
+                form.channel.clone()
+            }),
             ..CreateIncident::default()
         };
         crate::incidents::register(&state, &viewer.auth, body).await

@@ -150,7 +150,7 @@ async fn build(state: &AppState, viewer: &Viewer, id: &str, error: Option<&str>)
                 h3 { "Alerts" }
                 @if alerts.is_empty() { p { "No alerts joined this incident." } }
                 @else {
-                    table.compact {
+                    table.compact.stack {
                         caption.visually-hidden { "Alerts of this incident" }
                         thead { tr { th scope="col" { "Alert" } th scope="col" { "Status" } th scope="col" { "Count" } th scope="col" { "Last seen" } } }
                         tbody {
@@ -168,7 +168,11 @@ async fn build(state: &AppState, viewer: &Viewer, id: &str, error: Option<&str>)
                 }
                 h3 { "Integrity" }
                 @if verification.report.ok {
-                    p.ok data-testid="verify" { "Timeline verified: " (verification.report.entries) " entries, hash chain intact." }
+                    p.ok data-testid="verify" {
+                        "Timeline verified: " (verification.report.entries)
+                        @if verification.report.entries == 1 { " entry" } @else { " entries" }
+                        ", hash chain intact."
+                    }
                 } @else {
                     p.bad data-testid="verify" role="alert" {
                         "Timeline check FAILED"

@@ -27,7 +27,7 @@ CREATE TABLE user_prefs (
 
 CREATE INDEX incidents_open_service ON incidents(service, priority, major)
     WHERE state IN ('new', 'accepted', 'on_hold');
-CREATE INDEX incidents_open_team ON incidents(team, priority, sla_due_at)
+CREATE INDEX incidents_open_team ON incidents(team, priority, sla_due_at, number)
     WHERE state IN ('new', 'accepted', 'on_hold');
 CREATE INDEX incidents_open_number ON incidents(number)
     WHERE state IN ('new', 'accepted', 'on_hold');

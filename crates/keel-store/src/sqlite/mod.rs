@@ -952,9 +952,9 @@ impl Store for SqliteStore {
             // Order the narrow index rows first, then read only the documents shown.
             let sql = format!(
                 "SELECT i.doc, i.sla_due_at FROM incidents i JOIN (
-                   SELECT rowid AS r, priority, sla_due_at, number FROM incidents INDEXED BY incidents_open_team
+                   SELECT number, priority, sla_due_at FROM incidents INDEXED BY incidents_open_team
                    WHERE team IN ({teams}) AND state IN ('new', 'accepted', 'on_hold')
-                   ORDER BY {order} LIMIT ?{limit}) s ON i.rowid = s.r
+                   ORDER BY {order} LIMIT ?{limit}) s ON i.number = s.number
                  ORDER BY {outer}",
                 order = crate::BACKLOG_ORDER,
                 outer = "s.priority, s.sla_due_at IS NULL, s.sla_due_at, s.number",
