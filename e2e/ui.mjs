@@ -357,7 +357,7 @@ async function axe(page, name) {
   fail(`axe found ${result.violations.length} violation(s) on ${name} (${pathOf(page)}):\n${lines.join('\n')}`);
 }
 
-/** Full-page screenshots at desktop and phone size; never fails a step. */
+/** Full-page screenshots at desktop and phone size; returns the page's width on the phone. */
 async function screenshots(page, name) {
   try {
     mkdirSync(SCREENSHOTS, { recursive: true });
@@ -367,22 +367,25 @@ async function screenshots(page, name) {
     await page.setViewportSize(PHONE);
     await page.screenshot({ path: join(SCREENSHOTS, `${name}-phone.png`), fullPage: true });
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
-    if (width > PHONE.width) {
-      console.log(`# note: ${name} scrolls sideways at ${PHONE.width} px wide (page is ${width} px)`);
-    }
     await page.setViewportSize(size);
+    return width;
   } catch (error) {
     console.log(`# note: screenshot ${name} failed: ${String(error).split('\n')[0]}`);
+    return 0;
   }
 }
 
-/** Screenshots and axe of a main page, as one soft step (a violation does not stop the flow). */
+/** Screenshots, axe and the phone width of a main page, as one soft step (a violation does not stop the flow). */
 async function audit(step, page, name) {
   await step(
     `${name} page has no axe violations`,
     async () => {
-      await screenshots(page, name);
+      const phoneWidth = await screenshots(page, name);
       await axe(page, name);
+      check(
+        phoneWidth <= PHONE.width,
+        `${name} scrolls sideways on a phone: ${phoneWidth} px wide at a ${PHONE.width} px screen`,
+      );
     },
     { soft: true },
   );

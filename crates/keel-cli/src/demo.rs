@@ -178,6 +178,7 @@ pub async fn fill(store: &dyn Store, clock: &dyn Clock, matrix: Arc<PriorityMatr
     }
     let staff: Vec<&Actor> = people.iter().filter(|a| a.role.is_staff()).collect();
     let users: Vec<&Actor> = people.iter().filter(|a| !a.role.is_staff()).collect();
+    catalogue(store, &staff).await?;
     let now = clock.now().as_micros();
     let mut rng = Lcg(0x6b65_656c);
     let n_incidents = 48;
@@ -303,5 +304,100 @@ pub async fn fill(store: &dyn Store, clock: &dyn Clock, matrix: Arc<PriorityMatr
             store.execute(run(command, actor, hours)).await?;
         }
     }
-    Ok(n_incidents)
+    // One major incident going on now, with a public update: the status
+    // page shows an outage and the portal offers it as a known issue.
+    let major = store
+        .register(RegisterRequest {
+            id: keel_http::new_id(),
+            input: RegistrationInput {
+                title: "Checkout fails for many customers".into(),
+                description: Some("Payments time out at the last step. Demo data.".into()),
+                impact: Impact::try_from(1).ok(),
+                urgency: Urgency::try_from(1).ok(),
+                service: Some("web-shop".into()),
+                category: Some("availability".into()),
+                team: Some("web".into()),
+                owner: Some(staff[0].user.clone()),
+                major: true,
+                source: Some(Source::Monitoring),
+                ..RegistrationInput::default()
+            },
+            actor: staff[0].clone(),
+            claimed: Claimed::default(),
+            matrix: Arc::clone(&matrix),
+            rules: Arc::default(),
+            labels: std::collections::BTreeMap::new(),
+        })
+        .await?;
+    for command in [
+        Command::Accept,
+        Command::Comment {
+            body: "We know checkout is failing for many customers and are working on it.".into(),
+            visibility: Visibility::Public,
+        },
+    ] {
+        store
+            .execute(ExecuteRequest {
+                incident: IncidentRef::Id(major.id.clone()),
+                command,
+                actor: staff[0].clone(),
+                claimed: Claimed::default(),
+                expected_version: None,
+                matrix: Arc::clone(&matrix),
+            })
+            .await?;
+    }
+    Ok(n_incidents + 1)
+}
+
+/// The teams and services the demo incidents name, and a standard SLA.
+async fn catalogue(store: &dyn Store, staff: &[&Actor]) -> anyhow::Result<()> {
+    use keel_domain::catalogue::{Change, Criticality, Service, SlaPolicyDoc, Team};
+    let mut teams = std::collections::BTreeMap::new();
+    for (_, _, _, team, _, _) in TEMPLATES {
+        if teams.contains_key(*team) {
+            continue;
+        }
+        let id = keel_http::new_id();
+        store
+            .change_catalogue(Change::PutTeam(Team {
+                id: id.clone(),
+                name: (*team).into(),
+                description: None,
+                lead: staff.first().map(|a| a.user.clone()),
+                members: staff.iter().map(|a| a.user.clone()).collect(),
+                wip_limits: [("accepted".to_string(), 5)].into_iter().collect(),
+            }))
+            .await?;
+        teams.insert(*team, id);
+    }
+    let mut services = std::collections::BTreeSet::new();
+    for (_, service, _, team, impact, _) in TEMPLATES {
+        if !services.insert(*service) {
+            continue;
+        }
+        store
+            .change_catalogue(Change::PutService(Service {
+                id: keel_http::new_id(),
+                name: (*service).into(),
+                team: teams.get(team).cloned(),
+                criticality: if *impact <= 2 { Criticality::High } else { Criticality::Medium },
+                description: None,
+            }))
+            .await?;
+    }
+    let spec = serde_json::from_value(serde_json::json!({
+        "targets": {"P1": {"response": "15m", "resolution": "4h"}, "P2": {"response": "30m", "resolution": "8h"},
+                    "P3": {"response": "2h", "resolution": "24h"}, "P4": {"response": "8h", "resolution": "72h"},
+                    "P5": {"response": "24h", "resolution": "120h"}}
+    }))?;
+    store
+        .change_catalogue(Change::PutSlaPolicy(SlaPolicyDoc {
+            id: keel_http::new_id(),
+            name: "Standard".into(),
+            service: None,
+            spec,
+        }))
+        .await?;
+    Ok(())
 }
