@@ -381,7 +381,11 @@ async fn catalogue(store: &dyn Store, staff: &[&Actor]) -> anyhow::Result<()> {
                 id: keel_http::new_id(),
                 name: (*service).into(),
                 team: teams.get(team).cloned(),
-                criticality: if *impact <= 2 { Criticality::High } else { Criticality::Medium },
+                criticality: if *impact <= 2 {
+                    Criticality::High
+                } else {
+                    Criticality::Medium
+                },
                 description: None,
             }))
             .await?;

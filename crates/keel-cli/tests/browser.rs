@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
@@ -19,18 +18,18 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// The whole UI script must finish in this time.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Engine {
-    Sqlite,
-    Postgres,
-}
+// The API suite's fresh-database helper (SQLite file or a new PostgreSQL
+// database, removed when dropped); the rest of that harness is unused here.
+#[allow(dead_code, unused_imports, unused_macros)]
+#[path = "api/harness.rs"]
+mod harness;
 
-impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Sqlite => "sqlite",
-            Engine::Postgres => "postgres",
-        }
+use harness::{Database, Engine};
+
+fn engine_name(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "sqlite",
+        Engine::Postgres => "postgres",
     }
 }
 
@@ -50,105 +49,6 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// The PostgreSQL server the tests create their databases on.
-fn postgres_admin_url() -> String {
-    std::env::var("KEEL_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    match url.rfind('/') {
-        Some(idx) if url[..idx].contains('@') || url[..idx].ends_with(char::is_numeric) => {
-            format!("{}/{name}", &url[..idx])
-        }
-        _ => format!("{url}/{name}"),
-    }
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh, empty database: a temporary data directory for SQLite, a new
-/// database on the test server for PostgreSQL. Removed when dropped.
-struct Database {
-    engine: Engine,
-    /// `serve` arguments that select it.
-    args: Vec<String>,
-    name: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Database {
-    async fn fresh(engine: Engine) -> Database {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        match engine {
-            Engine::Sqlite => Database {
-                engine,
-                args: vec!["--data-dir".into(), dir.path().display().to_string()],
-                name: String::new(),
-                _dir: dir,
-            },
-            Engine::Postgres => {
-                let admin = postgres_admin_url();
-                let name = format!(
-                    "keel_browser_{}_{}",
-                    std::process::id(),
-                    COUNTER.fetch_add(1, Ordering::SeqCst)
-                );
-                let pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
-                    panic!("PostgreSQL is required by the browser tests and is not reachable at {admin}: {e}. Start it or set KEEL_TEST_POSTGRES_URL.")
-                });
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                    .execute(&pool)
-                    .await
-                    .expect("drop stale database");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&pool)
-                    .await
-                    .expect("create test database");
-                pool.close().await;
-                Database {
-                    engine,
-                    args: vec![
-                        "--database-url".into(),
-                        with_database(&admin, &name),
-                        // The data directory still holds nothing of the database; keep it private.
-                        "--data-dir".into(),
-                        dir.path().display().to_string(),
-                    ],
-                    name,
-                    _dir: dir,
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if self.engine != Engine::Postgres {
-            return;
-        }
-        let admin = postgres_admin_url();
-        let name = self.name.clone();
-        // Drop may run inside the test's runtime; use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let pool = sqlx::PgPool::connect(&admin).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&pool)
-                    .await
-                    .ok()?;
-                pool.close().await;
-                Some(())
-            })
-        })
-        .join();
-    }
-}
-
 /// A running `keel serve`; killed when dropped, also when the test panics.
 struct Server {
     child: Child,
@@ -157,7 +57,7 @@ struct Server {
 }
 
 impl Server {
-    async fn start(db: &Database, token: &str, password: &str) -> Server {
+    async fn start(db: &Database, data_dir: &Path, token: &str, password: &str) -> Server {
         let listen = format!("127.0.0.1:{}", free_port());
         let logs = tempfile::NamedTempFile::new().expect("log file");
         let mut command = Command::new(KEEL);
@@ -165,7 +65,11 @@ impl Server {
             .arg("serve")
             .arg("--listen")
             .arg(&listen)
-            .args(&db.args)
+            .arg("--database-url")
+            .arg(&db.url)
+            // Only the printed secrets would go here; keep them private.
+            .arg("--data-dir")
+            .arg(data_dir)
             .env_remove("KEEL_DATABASE_URL")
             .env_remove("KEEL_DATA_DIR")
             .env_remove("KEEL_CONFIG")
@@ -239,7 +143,7 @@ struct ScriptRun {
 /// Runs the UI script against `server` and waits for it (at most `SCRIPT_TIMEOUT`).
 fn run_ui_script(engine: Engine, server: &Server, token: &str, password: &str) -> ScriptRun {
     let root = repo_root();
-    let screenshots = root.join("target").join("screenshots").join(engine.name());
+    let screenshots = root.join("target").join("screenshots").join(engine_name(engine));
     let stdout = tempfile::NamedTempFile::new().expect("stdout file");
     let stderr = tempfile::NamedTempFile::new().expect("stderr file");
     let child = Command::new("node")
@@ -250,7 +154,7 @@ fn run_ui_script(engine: Engine, server: &Server, token: &str, password: &str) -
         .env("KEEL_ADMIN_EMAIL", "admin@localhost")
         .env("KEEL_ADMIN_PASSWORD", password)
         .env("KEEL_SCREENSHOTS", &screenshots)
-        .env("KEEL_ENGINE", engine.name())
+        .env("KEEL_ENGINE", engine_name(engine))
         .env("KEEL_CHROMIUM", CHROMIUM)
         .stdin(Stdio::null())
         .stdout(stdout.reopen().expect("stdout handle"))
@@ -302,7 +206,8 @@ async fn web_ui_flows_work_in_chromium(engine: Engine) {
     let token = keel_http::new_token_secret();
     let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
     let db = Database::fresh(engine).await;
-    let server = Server::start(&db, &token, &password).await;
+    let data_dir = tempfile::tempdir().expect("temporary directory");
+    let server = Server::start(&db, data_dir.path(), &token, &password).await;
     let run = {
         let server = &server;
         let (token, password) = (token.as_str(), password.as_str());
@@ -311,7 +216,7 @@ async fn web_ui_flows_work_in_chromium(engine: Engine) {
     assert!(
         run.success,
         "e2e/ui.mjs failed on {} ({}).\n--- node stdout ---\n{}\n--- node stderr ---\n{}\n--- keel serve log (last 200 lines) ---\n{}",
-        engine.name(),
+        engine_name(engine),
         run.status,
         run.stdout,
         run.stderr,

@@ -627,11 +627,7 @@ pub async fn backlog(
     let items = backlog
         .items
         .iter()
-        .map(|(incident, _)| {
-            let mut view = crate::dto::IncidentView::from(incident);
-            view.sla = crate::sla::view(incident, &routing.sla, now);
-            view
-        })
+        .map(|(incident, _)| crate::incidents::view_with_sla(incident, &routing.sla, now))
         .collect();
     let columns = ["new", "accepted", "on_hold"]
         .into_iter()

@@ -32,9 +32,18 @@ const DEFAULT_LIMIT: u32 = 50;
 /// The view of an incident with its SLA as of now.
 pub(crate) async fn view_of(state: &AppState, incident: &Incident) -> ApiResult<IncidentView> {
     let routing = state.routing().await?;
+    Ok(view_with_sla(incident, &routing.sla, state.clock.now()))
+}
+
+/// The view of an incident with its SLA under these policies at `now`.
+pub(crate) fn view_with_sla(
+    incident: &Incident,
+    policies: &keel_domain::sla_watch::SlaPolicies,
+    now: keel_domain::Timestamp,
+) -> IncidentView {
     let mut view = IncidentView::from(incident);
-    view.sla = crate::sla::view(incident, &routing.sla, state.clock.now());
-    Ok(view)
+    view.sla = crate::sla::view(incident, policies, now);
+    view
 }
 
 async fn with_etag(state: &AppState, status: StatusCode, incident: &Incident) -> ApiResult<Response> {
@@ -274,11 +283,7 @@ pub async fn list(
             let now = state.clock.now();
             items
                 .iter()
-                .map(|incident| {
-                    let mut view = IncidentView::from(incident);
-                    view.sla = crate::sla::view(incident, &routing.sla, now);
-                    view
-                })
+                .map(|incident| view_with_sla(incident, &routing.sla, now))
                 .collect()
         },
         next_cursor,

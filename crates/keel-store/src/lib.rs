@@ -27,7 +27,7 @@ use serde::Serialize;
 
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use web::{LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession};
+pub use web::{LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession, WebStore};
 
 /// Why a storage call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -575,7 +575,7 @@ pub struct IncidentVerification {
 /// The storage port. Every write is atomic: either all of it is stored or
 /// none, and an `Ok` means it is durably committed.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: WebStore + Send + Sync + 'static {
     /// Which engine this is (`sqlite` or `postgres`).
     fn engine(&self) -> &'static str;
     /// Whether the database answers.
@@ -661,36 +661,6 @@ pub trait Store: Send + Sync + 'static {
     async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError>;
     /// Recomputes every chain.
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError>;
-
-    /// The user with this e-mail address (compared without case) and what
-    /// signing in needs.
-    async fn find_login(&self, email: &str) -> Result<Option<LoginRecord>, StoreError>;
-    /// Counts a failed sign-in; reaching the policy's threshold locks the
-    /// account until `now` + the lock time. A failure after an expired lock
-    /// starts counting afresh.
-    async fn record_login_failure(
-        &self,
-        user_id: &str,
-        now: Timestamp,
-        policy: LockoutPolicy,
-    ) -> Result<(), StoreError>;
-    /// Forgets failures and any lock (a successful sign-in, or an admin's unlock).
-    async fn clear_login_failures(&self, user_id: &str) -> Result<(), StoreError>;
-    /// Stores a new session and drops expired ones.
-    async fn create_session(&self, session: WebSession) -> Result<(), StoreError>;
-    /// The live session with this hash and its user.
-    async fn find_session(&self, id_hash: &str, now: Timestamp) -> Result<Option<(WebSession, User)>, StoreError>;
-    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
-    /// Signs a user out everywhere except, optionally, one session.
-    async fn delete_user_sessions(&self, user_id: &str, except_hash: Option<&str>) -> Result<(), StoreError>;
-    /// A user's preferences of one kind, oldest first.
-    async fn list_prefs(&self, user_id: &str, kind: &str) -> Result<Vec<UserPref>, StoreError>;
-    /// Creates or replaces one preference.
-    async fn put_pref(&self, user_id: &str, pref: UserPref) -> Result<(), StoreError>;
-    async fn delete_pref(&self, user_id: &str, kind: &str, name: &str) -> Result<(), StoreError>;
-    /// Open incidents (new, accepted, on hold) counted per service, priority
-    /// and major flag.
-    async fn open_load(&self) -> Result<Vec<ServiceLoad>, StoreError>;
 }
 
 /// Sets every incident whose SLA clocks may still matter to be looked at by

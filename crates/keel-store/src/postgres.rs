@@ -1073,59 +1073,6 @@ impl Store for PostgresStore {
         verify_one(&self.pool, &row).await
     }
 
-    async fn find_login(&self, email: &str) -> Result<Option<crate::LoginRecord>, StoreError> {
-        self.web_find_login(email).await
-    }
-
-    async fn record_login_failure(
-        &self,
-        user_id: &str,
-        now: Timestamp,
-        policy: crate::LockoutPolicy,
-    ) -> Result<(), StoreError> {
-        self.web_record_login_failure(user_id, now, policy).await
-    }
-
-    async fn clear_login_failures(&self, user_id: &str) -> Result<(), StoreError> {
-        self.web_clear_login_failures(user_id).await
-    }
-
-    async fn create_session(&self, session: crate::WebSession) -> Result<(), StoreError> {
-        self.web_create_session(session).await
-    }
-
-    async fn find_session(
-        &self,
-        id_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<(crate::WebSession, User)>, StoreError> {
-        self.web_find_session(id_hash, now).await
-    }
-
-    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        self.web_delete_sessions(Some(id_hash), None, None).await
-    }
-
-    async fn delete_user_sessions(&self, user_id: &str, except_hash: Option<&str>) -> Result<(), StoreError> {
-        self.web_delete_sessions(None, Some(user_id), except_hash).await
-    }
-
-    async fn list_prefs(&self, user_id: &str, kind: &str) -> Result<Vec<crate::UserPref>, StoreError> {
-        self.web_list_prefs(user_id, kind).await
-    }
-
-    async fn put_pref(&self, user_id: &str, pref: crate::UserPref) -> Result<(), StoreError> {
-        self.web_put_pref(user_id, pref).await
-    }
-
-    async fn delete_pref(&self, user_id: &str, kind: &str, name: &str) -> Result<(), StoreError> {
-        self.web_delete_pref(user_id, kind, name).await
-    }
-
-    async fn open_load(&self) -> Result<Vec<crate::ServiceLoad>, StoreError> {
-        self.web_open_load().await
-    }
-
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {
         let rows = sqlx::query("SELECT id, number, version, head_hash FROM incidents ORDER BY number")
             .fetch_all(&self.pool)

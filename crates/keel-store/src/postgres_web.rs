@@ -2,17 +2,19 @@
 //! preferences and the status page's open-incident counts. Each call is one
 //! statement, so nodes sharing the database need no coordination here.
 
+use async_trait::async_trait;
 use keel_domain::{Priority, Timestamp};
 use sqlx::Row;
 
 use crate::postgres::{PostgresStore, map_err, user_from_row};
-use crate::web::{LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession};
+use crate::web::{LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession, WebStore};
 use crate::{StoreError, User};
 
 const USER_COLUMNS: &str = "u.id, u.name, u.email, u.role, u.time_zone, u.created_at, u.disabled, u.contact_methods";
 
-impl PostgresStore {
-    pub(crate) async fn web_find_login(&self, email: &str) -> Result<Option<LoginRecord>, StoreError> {
+#[async_trait]
+impl WebStore for PostgresStore {
+    async fn find_login(&self, email: &str) -> Result<Option<LoginRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS}, u.password_hash, u.failed_logins, u.locked_until FROM users u
              WHERE lower(u.email) = lower($1)"
@@ -33,7 +35,7 @@ impl PostgresStore {
         }))
     }
 
-    pub(crate) async fn web_record_login_failure(
+    async fn record_login_failure(
         &self,
         user_id: &str,
         now: Timestamp,
@@ -61,7 +63,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn web_clear_login_failures(&self, user_id: &str) -> Result<(), StoreError> {
+    async fn clear_login_failures(&self, user_id: &str) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE users SET failed_logins = 0, locked_until = NULL
              WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)",
@@ -73,7 +75,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn web_create_session(&self, web: WebSession) -> Result<(), StoreError> {
+    async fn create_session(&self, web: WebSession) -> Result<(), StoreError> {
         sqlx::query(
             "WITH gone AS (DELETE FROM web_sessions WHERE expires_at <= $4)
              INSERT INTO web_sessions (id_hash, user_id, csrf_token, created_at, expires_at)
@@ -90,11 +92,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn web_find_session(
-        &self,
-        id_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<(WebSession, User)>, StoreError> {
+    async fn find_session(&self, id_hash: &str, now: Timestamp) -> Result<Option<(WebSession, User)>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS}, s.id_hash, s.user_id, s.csrf_token, s.created_at AS session_created_at,
                     s.expires_at
@@ -117,30 +115,15 @@ impl PostgresStore {
         Ok(Some((web, user_from_row(&row)?)))
     }
 
-    pub(crate) async fn web_delete_sessions(
-        &self,
-        id_hash: Option<&str>,
-        user_id: Option<&str>,
-        except_hash: Option<&str>,
-    ) -> Result<(), StoreError> {
-        if id_hash.is_none() && user_id.is_none() {
-            return Ok(());
-        }
-        sqlx::query(
-            "DELETE FROM web_sessions
-             WHERE ($1::TEXT IS NULL OR id_hash = $1) AND ($2::TEXT IS NULL OR user_id = $2)
-               AND ($3::TEXT IS NULL OR id_hash <> $3)",
-        )
-        .bind(id_hash)
-        .bind(user_id)
-        .bind(except_hash)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.delete_sessions(Some(id_hash), None, None).await
     }
 
-    pub(crate) async fn web_list_prefs(&self, user_id: &str, kind: &str) -> Result<Vec<UserPref>, StoreError> {
+    async fn delete_user_sessions(&self, user_id: &str, except_hash: Option<&str>) -> Result<(), StoreError> {
+        self.delete_sessions(None, Some(user_id), except_hash).await
+    }
+
+    async fn list_prefs(&self, user_id: &str, kind: &str) -> Result<Vec<UserPref>, StoreError> {
         let rows = sqlx::query(
             "SELECT kind, name, value, created_at FROM user_prefs
              WHERE user_id = $1 AND kind = $2 ORDER BY created_at, name",
@@ -162,7 +145,7 @@ impl PostgresStore {
             .collect()
     }
 
-    pub(crate) async fn web_put_pref(&self, user_id: &str, pref: UserPref) -> Result<(), StoreError> {
+    async fn put_pref(&self, user_id: &str, pref: UserPref) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO user_prefs (user_id, kind, name, value, created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (user_id, kind, name) DO UPDATE SET value = excluded.value",
@@ -178,7 +161,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn web_delete_pref(&self, user_id: &str, kind: &str, name: &str) -> Result<(), StoreError> {
+    async fn delete_pref(&self, user_id: &str, kind: &str, name: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM user_prefs WHERE user_id = $1 AND kind = $2 AND name = $3")
             .bind(user_id)
             .bind(kind)
@@ -189,7 +172,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn web_open_load(&self) -> Result<Vec<ServiceLoad>, StoreError> {
+    async fn open_load(&self) -> Result<Vec<ServiceLoad>, StoreError> {
         let rows = sqlx::query(
             "SELECT service, priority, major, COUNT(*) AS n FROM incidents
              WHERE state IN ('new', 'accepted', 'on_hold')
@@ -210,5 +193,30 @@ impl PostgresStore {
                 })
             })
             .collect()
+    }
+}
+
+impl PostgresStore {
+    async fn delete_sessions(
+        &self,
+        id_hash: Option<&str>,
+        user_id: Option<&str>,
+        except_hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if id_hash.is_none() && user_id.is_none() {
+            return Ok(());
+        }
+        sqlx::query(
+            "DELETE FROM web_sessions
+             WHERE ($1::TEXT IS NULL OR id_hash = $1) AND ($2::TEXT IS NULL OR user_id = $2)
+               AND ($3::TEXT IS NULL OR id_hash <> $3)",
+        )
+        .bind(id_hash)
+        .bind(user_id)
+        .bind(except_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 }

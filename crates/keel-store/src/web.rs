@@ -3,9 +3,10 @@
 //! (saved queue views, followed incidents) and the open-incident counts the
 //! public status page is drawn from.
 
+use async_trait::async_trait;
 use keel_domain::{Priority, Timestamp};
 
-use crate::User;
+use crate::{StoreError, User};
 
 /// A signed-in browser. The cookie holds a random secret; only its SHA-256
 /// is stored, so a leaked table cannot be replayed.
@@ -66,4 +67,39 @@ pub struct ServiceLoad {
     pub priority: Priority,
     pub major: bool,
     pub count: u64,
+}
+
+/// The web interface's part of the storage port (a supertrait of `Store`,
+/// so every engine has it and `dyn Store` offers it).
+#[async_trait]
+pub trait WebStore: Send + Sync + 'static {
+    /// The user with this e-mail address (compared without case) and what
+    /// signing in needs.
+    async fn find_login(&self, email: &str) -> Result<Option<LoginRecord>, StoreError>;
+    /// Counts a failed sign-in; reaching the policy's threshold locks the
+    /// account until `now` + the lock time. A failure after an expired lock
+    /// starts counting afresh.
+    async fn record_login_failure(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+        policy: LockoutPolicy,
+    ) -> Result<(), StoreError>;
+    /// Forgets failures and any lock (a successful sign-in, or an admin's unlock).
+    async fn clear_login_failures(&self, user_id: &str) -> Result<(), StoreError>;
+    /// Stores a new session and drops expired ones.
+    async fn create_session(&self, session: WebSession) -> Result<(), StoreError>;
+    /// The live session with this hash and its user.
+    async fn find_session(&self, id_hash: &str, now: Timestamp) -> Result<Option<(WebSession, User)>, StoreError>;
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// Signs a user out everywhere except, optionally, one session.
+    async fn delete_user_sessions(&self, user_id: &str, except_hash: Option<&str>) -> Result<(), StoreError>;
+    /// A user's preferences of one kind, oldest first.
+    async fn list_prefs(&self, user_id: &str, kind: &str) -> Result<Vec<UserPref>, StoreError>;
+    /// Creates or replaces one preference.
+    async fn put_pref(&self, user_id: &str, pref: UserPref) -> Result<(), StoreError>;
+    async fn delete_pref(&self, user_id: &str, kind: &str, name: &str) -> Result<(), StoreError>;
+    /// Open incidents (new, accepted, on hold) counted per service, priority
+    /// and major flag.
+    async fn open_load(&self) -> Result<Vec<ServiceLoad>, StoreError>;
 }

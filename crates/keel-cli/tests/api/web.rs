@@ -26,6 +26,7 @@ on_both_engines!(
     pages_need_a_session_and_the_right_role,
     changing_the_password_needs_the_current_one_and_ends_other_sessions,
     agents_save_queue_views_and_see_team_boards,
+    admins_manage_the_catalogue_integrations_and_rules_through_forms,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -880,4 +881,128 @@ async fn agents_save_queue_views_and_see_team_boards(engine: Engine) {
         "two accepted over a limit of one"
     );
     assert!(!board.body.contains("Unrelated printer"));
+}
+
+async fn admins_manage_the_catalogue_integrations_and_rules_through_forms(engine: Engine) {
+    let app = App::start(engine).await;
+    let (admin, me) = signed_in(&app, "admin", "Ada").await;
+    let team = admin
+        .submit(
+            "/admin/teams",
+            "/admin/teams",
+            &[
+                ("name", "Messaging"),
+                ("lead", &me),
+                ("members", &me),
+                ("wip_accepted", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(team.status, 200, "{}", team.body);
+    assert!(team.body.contains("Created."));
+    let teams = app.admin.get("/api/v1/teams").await;
+    let stored = &teams.ok()["items"][0];
+    assert_eq!(stored["name"], "Messaging");
+    assert_eq!(stored["wip_limits"]["accepted"], 3);
+    let service = admin
+        .submit(
+            "/admin/services",
+            "/admin/services",
+            &[("name", "Mail"), ("team", "Messaging"), ("criticality", "high")],
+        )
+        .await;
+    assert_eq!(service.status, 200, "{}", service.body);
+    let service_id = app.admin.get("/api/v1/services").await.ok()["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let ci = admin
+        .submit(
+            "/admin/cis",
+            "/admin/cis",
+            &[("name", "mx1"), ("kind", "server"), ("services", &service_id)],
+        )
+        .await;
+    assert_eq!(ci.status, 200, "{}", ci.body);
+    assert!(
+        ci.body.contains("mx1") && ci.body.contains("Mail"),
+        "the CI is listed with its service"
+    );
+    let duplicate = admin
+        .submit(
+            "/admin/services",
+            "/admin/services",
+            &[("name", "Mail"), ("description", "kept-words")],
+        )
+        .await;
+    assert_eq!(duplicate.status, 422, "names are unique: {}", duplicate.body);
+    assert!(duplicate.body.contains("already exists"));
+    assert!(duplicate.body.contains("value=\"kept-words\""), "what was typed stays");
+
+    let created = admin
+        .submit(
+            "/admin/integrations",
+            "/admin/integrations",
+            &[("name", "Prometheus"), ("kind", "alertmanager"), ("service", "Mail")],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let marker = "data-testid=\"integration-key\">";
+    let start = created.body.find(marker).expect("the key is shown") + marker.len();
+    let key: String = created.body[start..].chars().take_while(|c| *c != '<').collect();
+    assert_eq!(key.len(), 32, "a 32-character key: {key}");
+    assert!(
+        !admin.get("/admin/integrations").await.body.contains(&key),
+        "the key is shown only once"
+    );
+    let event = app
+        .agent
+        .send(
+            app.agent
+                .http
+                .post(format!("{}/api/v1/integrations/{key}/events", app.agent.base)),
+            Some(json!({"summary": "mx1 queue growing", "dedup_key": "mx1-queue", "severity": "warning"})),
+        )
+        .await;
+    assert_eq!(event.status, 202, "the shown key works: {}", event.body);
+
+    let bad = admin
+        .submit("/admin/rules", "/admin/rules", &[("json", "{\"name\": \"half")])
+        .await;
+    assert!(bad.status == 400 || bad.status == 422, "{}", bad.status);
+    assert!(
+        bad.body.contains("{&quot;name&quot;: &quot;half"),
+        "the typed JSON is kept"
+    );
+    let rule = r#"{"name": "Mail to Messaging", "when": {"service": "Mail"}, "then": {"team": "Messaging"}}"#;
+    let good = admin.submit("/admin/rules", "/admin/rules", &[("json", rule)]).await;
+    assert_eq!(good.status, 200, "{}", good.body);
+    assert!(good.body.contains("Mail to Messaging"));
+    let routed = app
+        .agent
+        .incident(json!({"title": "Mail slow", "service": "Mail"}))
+        .await;
+    assert_eq!(
+        routed["team"], "Messaging",
+        "the rule made in the page classifies new incidents"
+    );
+    let rules = app.admin.get("/api/v1/rules").await;
+    let rule_id = rules.ok()["items"][0]["id"].as_str().unwrap_or_default().to_string();
+    let deleted = admin
+        .submit("/admin/rules", &format!("/admin/rules/{rule_id}/delete"), &[])
+        .await;
+    assert_eq!(deleted.status, 200);
+    assert!(
+        app.admin.get("/api/v1/rules").await.ok()["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    let agent = Browser::new(&app.node.base);
+    let (_, email) = person(&app, "agent", "Ag").await;
+    agent.sign_in(&email, PASSWORD).await.redirected_to("/");
+    let token = agent.get("/").await.csrf();
+    let refused = agent
+        .post("/admin/teams", &[("_csrf", &token), ("name", "Sneaky")])
+        .await;
+    assert_eq!(refused.status, 403, "only admins change the catalogue");
 }

@@ -5,7 +5,7 @@
 //! escalation policies) are edited as JSON with the API's shapes.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -335,6 +335,7 @@ async fn catalogue_page(
     status: StatusCode,
     notice: Option<&str>,
     error: Option<&str>,
+    kept: &CatalogueForm,
 ) -> Response {
     let (routing, names) = match tokio::try_join!(
         async { state.routing().await.map_err(ApiError::from) },
@@ -365,8 +366,8 @@ async fn catalogue_page(
                 h2 #new-h { "New team" }
                 form.stack method="post" action="/admin/teams" aria-labelledby="new-h" {
                     (csrf)
-                    label for="c-name" { "Name" } input #c-name name="name" required maxlength="200";
-                    label for="c-description" { "Description" } input #c-description name="description";
+                    label for="c-name" { "Name" } input #c-name name="name" value=(kept.name) required maxlength="200";
+                    label for="c-description" { "Description" } input #c-description name="description" value=(kept.description);
                     label for="c-lead" { "Lead" }
                     select #c-lead name="lead" { option value="" { "(none)" } @for u in &staff { option value=(u.id) { (u.name) } } }
                     label for="c-members" { "Members" }
@@ -391,12 +392,12 @@ async fn catalogue_page(
                 h2 #new-h { "New service" }
                 form.stack method="post" action="/admin/services" aria-labelledby="new-h" {
                     (csrf)
-                    label for="c-name" { "Name" } input #c-name name="name" required maxlength="200";
+                    label for="c-name" { "Name" } input #c-name name="name" value=(kept.name) required maxlength="200";
                     label for="c-team" { "Owning team" }
                     select #c-team name="team" { option value="" { "(none)" } @for t in &catalogue.teams { option value=(t.name) { (t.name) } } }
                     label for="c-criticality" { "Criticality" }
                     select #c-criticality name="criticality" { @for c in ["critical", "high", "medium", "low"] { option value=(c) selected[c == "medium"] { (c) } } }
-                    label for="c-description" { "Description" } input #c-description name="description";
+                    label for="c-description" { "Description" } input #c-description name="description" value=(kept.description);
                     button.primary type="submit" { "Create service" }
                 }
             },
@@ -416,10 +417,10 @@ async fn catalogue_page(
                 h2 #new-h { "New configuration item" }
                 form.stack method="post" action="/admin/cis" aria-labelledby="new-h" {
                     (csrf)
-                    label for="c-name" { "Name" } input #c-name name="name" required maxlength="200";
-                    label for="c-kind" { "Kind" } input #c-kind name="kind" required list="ci-kinds";
+                    label for="c-name" { "Name" } input #c-name name="name" value=(kept.name) required maxlength="200";
+                    label for="c-kind" { "Kind" } input #c-kind name="kind" value=(kept.kind) required list="ci-kinds";
                     datalist #ci-kinds { @for k in ["server", "database", "network", "application", "storage", "cloud"] { option value=(k) {} } }
-                    label for="c-location" { "Location" } input #c-location name="location";
+                    label for="c-location" { "Location" } input #c-location name="location" value=(kept.location);
                     label for="c-services" { "Supports services" }
                     select #c-services name="services" multiple size="4" { @for s in &catalogue.services { option value=(s.id) { (s.name) } } }
                     label for="c-depends" { "Depends on" }
@@ -432,109 +433,90 @@ async fn catalogue_page(
     admin_page(viewer, status, title, notice, error, body)
 }
 
-/// `GET /admin/teams`.
-pub(crate) async fn teams(State(state): State<AppState>, viewer: Viewer) -> Response {
-    if let Some(response) = not_admin(&viewer) {
-        return response;
-    }
-    catalogue_page(&state, &viewer, "teams", StatusCode::OK, None, None).await
-}
-
-/// `GET /admin/services`.
-pub(crate) async fn services(State(state): State<AppState>, viewer: Viewer) -> Response {
-    if let Some(response) = not_admin(&viewer) {
-        return response;
-    }
-    catalogue_page(&state, &viewer, "services", StatusCode::OK, None, None).await
-}
-
-/// `GET /admin/cis`.
-pub(crate) async fn cis(State(state): State<AppState>, viewer: Viewer) -> Response {
-    if let Some(response) = not_admin(&viewer) {
-        return response;
-    }
-    catalogue_page(&state, &viewer, "cis", StatusCode::OK, None, None).await
-}
-
-async fn after_create(state: &AppState, viewer: &Viewer, kind: &str, outcome: ApiResult<Response>) -> Response {
-    match outcome {
-        Ok(_) => catalogue_page(state, viewer, kind, StatusCode::OK, Some("Created."), None).await,
-        Err(error) => catalogue_page(state, viewer, kind, error.status, None, Some(&error.detail)).await,
-    }
-}
-
-/// `POST /admin/teams`.
-pub(crate) async fn create_team(State(state): State<AppState>, posted: Posted<CatalogueForm>) -> Response {
+/// `POST /admin/teams|services|cis`.
+async fn create_catalogue(state: &AppState, kind: &str, posted: Posted<CatalogueForm>) -> Response {
     let viewer = posted.viewer;
     if let Some(response) = not_admin(&viewer) {
         return response;
     }
     let form = posted.form;
-    let wip = match given(Some(form.wip_accepted.clone())).map(|w| w.parse::<u32>()) {
-        None => None,
-        Some(Ok(n)) => Some(std::collections::BTreeMap::from([("accepted".to_string(), n)])),
-        Some(Err(_)) => {
-            return catalogue_page(
-                &state,
-                &viewer,
-                "teams",
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some("the WIP limit must be a whole number"),
-            )
-            .await;
+    let kept = CatalogueForm {
+        name: form.name.clone(),
+        description: form.description.clone(),
+        kind: form.kind.clone(),
+        location: form.location.clone(),
+        ..CatalogueForm::default()
+    };
+    let (s, auth) = (State(state.clone()), viewer.auth.clone());
+    let outcome = match kind {
+        "teams" => {
+            let wip = match given(Some(form.wip_accepted.clone())).map(|w| w.parse::<u32>()) {
+                None => None,
+                Some(Ok(n)) => Some(std::collections::BTreeMap::from([("accepted".to_string(), n)])),
+                Some(Err(_)) => {
+                    let error = "the WIP limit must be a whole number";
+                    return catalogue_page(
+                        state,
+                        &viewer,
+                        kind,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        None,
+                        Some(error),
+                        &kept,
+                    )
+                    .await;
+                }
+            };
+            let input = TeamInput {
+                name: Some(form.name),
+                description: given(Some(form.description)),
+                lead: given(Some(form.lead)),
+                members: Some(split_ids(&posted.pairs, "members")),
+                wip_limits: wip,
+            };
+            crate::catalogue::create_team(s, auth, ApiJson(input))
+                .await
+                .map(IntoResponse::into_response)
+        }
+        "services" => {
+            let input = ServiceInput {
+                name: Some(form.name),
+                team: given(Some(form.team)),
+                criticality: given(Some(form.criticality)),
+                description: given(Some(form.description)),
+            };
+            crate::catalogue::create_service(s, auth, ApiJson(input))
+                .await
+                .map(IntoResponse::into_response)
+        }
+        _ => {
+            let input = CiInput {
+                name: Some(form.name),
+                kind: given(Some(form.kind)),
+                location: given(Some(form.location)),
+                services: Some(split_ids(&posted.pairs, "services")),
+                depends_on: Some(split_ids(&posted.pairs, "depends_on")),
+            };
+            crate::catalogue::create_ci(s, auth, ApiJson(input))
+                .await
+                .map(IntoResponse::into_response)
         }
     };
-    let input = TeamInput {
-        name: Some(form.name),
-        description: given(Some(form.description)),
-        lead: given(Some(form.lead)),
-        members: Some(split_ids(&posted.pairs, "members")),
-        wip_limits: wip,
-    };
-    let outcome = crate::catalogue::create_team(State(state.clone()), viewer.auth.clone(), ApiJson(input))
-        .await
-        .map(IntoResponse::into_response);
-    after_create(&state, &viewer, "teams", outcome).await
-}
-
-/// `POST /admin/services`.
-pub(crate) async fn create_service(State(state): State<AppState>, posted: Posted<CatalogueForm>) -> Response {
-    let viewer = posted.viewer;
-    if let Some(response) = not_admin(&viewer) {
-        return response;
+    match outcome {
+        Ok(_) => {
+            catalogue_page(
+                state,
+                &viewer,
+                kind,
+                StatusCode::OK,
+                Some("Created."),
+                None,
+                &CatalogueForm::default(),
+            )
+            .await
+        }
+        Err(error) => catalogue_page(state, &viewer, kind, error.status, None, Some(&error.detail), &kept).await,
     }
-    let form = posted.form;
-    let input = ServiceInput {
-        name: Some(form.name),
-        team: given(Some(form.team)),
-        criticality: given(Some(form.criticality)),
-        description: given(Some(form.description)),
-    };
-    let outcome = crate::catalogue::create_service(State(state.clone()), viewer.auth.clone(), ApiJson(input))
-        .await
-        .map(IntoResponse::into_response);
-    after_create(&state, &viewer, "services", outcome).await
-}
-
-/// `POST /admin/cis`.
-pub(crate) async fn create_ci(State(state): State<AppState>, posted: Posted<CatalogueForm>) -> Response {
-    let viewer = posted.viewer;
-    if let Some(response) = not_admin(&viewer) {
-        return response;
-    }
-    let form = posted.form;
-    let input = CiInput {
-        name: Some(form.name),
-        kind: given(Some(form.kind)),
-        location: given(Some(form.location)),
-        services: Some(split_ids(&posted.pairs, "services")),
-        depends_on: Some(split_ids(&posted.pairs, "depends_on")),
-    };
-    let outcome = crate::catalogue::create_ci(State(state.clone()), viewer.auth.clone(), ApiJson(input))
-        .await
-        .map(IntoResponse::into_response);
-    after_create(&state, &viewer, "cis", outcome).await
 }
 
 // ---- integrations ----
@@ -761,10 +743,25 @@ async fn documents_page(
     admin_page(viewer, status, title, notice, error, body)
 }
 
-/// `GET /admin/{kind}`.
+/// The catalogue sections, with forms of their own.
+const CATALOGUE: [&str; 3] = ["teams", "services", "cis"];
+
+/// `GET /admin/{kind}`: a catalogue section or a JSON-document section.
 pub(crate) async fn documents(State(state): State<AppState>, viewer: Viewer, Path(kind): Path<String>) -> Response {
     if let Some(response) = not_admin(&viewer) {
         return response;
+    }
+    if CATALOGUE.contains(&kind.as_str()) {
+        return catalogue_page(
+            &state,
+            &viewer,
+            &kind,
+            StatusCode::OK,
+            None,
+            None,
+            &CatalogueForm::default(),
+        )
+        .await;
     }
     documents_page(&state, &viewer, &kind, "", StatusCode::OK, None, None).await
 }
@@ -779,8 +776,18 @@ pub(crate) struct DocumentForm {
 pub(crate) async fn create_document(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    posted: Posted<DocumentForm>,
+    request: axum::extract::Request,
 ) -> Response {
+    if CATALOGUE.contains(&kind.as_str()) {
+        return match Posted::<CatalogueForm>::from_request(request, &state).await {
+            Ok(posted) => create_catalogue(&state, &kind, posted).await,
+            Err(response) => response,
+        };
+    }
+    let posted = match Posted::<DocumentForm>::from_request(request, &state).await {
+        Ok(posted) => posted,
+        Err(response) => return response,
+    };
     let viewer = posted.viewer;
     if let Some(response) = not_admin(&viewer) {
         return response;

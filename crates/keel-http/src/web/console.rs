@@ -400,11 +400,7 @@ async fn build_board(state: &AppState, viewer: &Viewer, id: &str) -> Result<(Str
     let items: Vec<crate::dto::IncidentView> = backlog
         .items
         .iter()
-        .map(|(incident, _)| {
-            let mut view = crate::dto::IncidentView::from(incident);
-            view.sla = crate::sla::view(incident, &routing.sla, now);
-            view
-        })
+        .map(|(incident, _)| crate::incidents::view_with_sla(incident, &routing.sla, now))
         .collect();
     let resolved = resolved.0.items;
     let card = |i: &crate::dto::IncidentView| {

@@ -75,9 +75,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(admin::index))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", post(admin::update_user))
-        .route("/admin/teams", get(admin::teams).post(admin::create_team))
-        .route("/admin/services", get(admin::services).post(admin::create_service))
-        .route("/admin/cis", get(admin::cis).post(admin::create_ci))
         .route(
             "/admin/integrations",
             get(admin::integrations).post(admin::create_integration),

@@ -27,23 +27,6 @@ fn key(incident: &Incident) -> String {
     format!("INC-{}", incident.number)
 }
 
-async fn open_majors(state: &AppState, limit: u32) -> Result<Vec<Incident>, ApiError> {
-    Ok(state
-        .store
-        .list_incidents(
-            &IncidentFilter {
-                states: OPEN.iter().map(|s| (*s).to_string()).collect(),
-                major: Some(true),
-                ..IncidentFilter::default()
-            },
-            keel_store::Page {
-                limit,
-                after_number: None,
-            },
-        )
-        .await?)
-}
-
 /// `GET /portal`: my incidents and the ones I follow.
 pub(crate) async fn home(State(state): State<AppState>, viewer: Viewer) -> Response {
     match build_home(&state, &viewer).await {
@@ -130,7 +113,7 @@ async fn matching(state: &AppState, text: &str, service: &str) -> Result<Vec<Inc
     if words.is_empty() && service.is_empty() {
         return Ok(Vec::new());
     }
-    let mut scored: Vec<(usize, Incident)> = open_majors(state, 200)
+    let mut scored: Vec<(usize, Incident)> = view::majors(state, &OPEN, 200)
         .await?
         .into_iter()
         .map(|incident| {

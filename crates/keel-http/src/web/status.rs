@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use keel_domain::{Incident, Priority};
 use keel_store::IncidentRef;
-use keel_store::{IncidentFilter, ServiceLoad};
+use keel_store::ServiceLoad;
 use maud::{Markup, html};
 
 use super::session::MaybeViewer;
@@ -64,23 +64,6 @@ pub(crate) fn health(loads: &[ServiceLoad]) -> BTreeMap<String, Health> {
     by_service
 }
 
-async fn majors(state: &AppState, states: &[&str], limit: u32) -> Result<Vec<Incident>, ApiError> {
-    Ok(state
-        .store
-        .list_incidents(
-            &IncidentFilter {
-                states: states.iter().map(|s| (*s).to_string()).collect(),
-                major: Some(true),
-                ..IncidentFilter::default()
-            },
-            keel_store::Page {
-                limit,
-                after_number: None,
-            },
-        )
-        .await?)
-}
-
 /// `GET /status`.
 pub(crate) async fn page(State(state): State<AppState>, MaybeViewer(viewer): MaybeViewer) -> Response {
     match build(&state).await {
@@ -93,8 +76,8 @@ async fn build(state: &AppState) -> Result<Markup, ApiError> {
     let (loads, routing, open, past) = tokio::try_join!(
         async { state.store.open_load().await.map_err(ApiError::from) },
         async { state.routing().await.map_err(ApiError::from) },
-        majors(state, &["new", "accepted", "on_hold"], 20),
-        majors(state, &["resolved", "closed"], 10),
+        view::majors(state, &["new", "accepted", "on_hold"], 20),
+        view::majors(state, &["resolved", "closed"], 10),
     )?;
     let health = health(&loads);
     let zone = jiff::tz::TimeZone::UTC;

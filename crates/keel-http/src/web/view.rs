@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use keel_domain::{Entry, Priority, Timestamp};
+use keel_domain::{Entry, Incident, Priority, Timestamp};
+use keel_store::IncidentFilter;
 use maud::{Markup, html};
 use serde_json::Value;
 
@@ -275,4 +276,22 @@ pub(crate) fn entry(e: &Entry, names: Option<&Names>, zone: &jiff::tz::TimeZone)
             }
         }
     }
+}
+
+/// Major incidents in these states, newest first.
+pub(crate) async fn majors(state: &AppState, states: &[&str], limit: u32) -> Result<Vec<Incident>, ApiError> {
+    Ok(state
+        .store
+        .list_incidents(
+            &IncidentFilter {
+                states: states.iter().map(|s| (*s).to_string()).collect(),
+                major: Some(true),
+                ..IncidentFilter::default()
+            },
+            keel_store::Page {
+                limit,
+                after_number: None,
+            },
+        )
+        .await?)
 }

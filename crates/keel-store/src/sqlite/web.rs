@@ -2,12 +2,13 @@
 //! preferences and the status page's open-incident counts. Reads go to the
 //! reader pool, writes through the writer thread like every other write.
 
+use async_trait::async_trait;
 use keel_domain::{Priority, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
 use super::rows::{USER_COLUMNS, user_at};
 use super::{SqliteStore, map_err};
-use crate::web::{LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession};
+use crate::web::{LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession, WebStore};
 use crate::{StoreError, User};
 
 fn prefixed(prefix: &str) -> String {
@@ -18,8 +19,9 @@ fn prefixed(prefix: &str) -> String {
         .join(", ")
 }
 
-impl SqliteStore {
-    pub(super) async fn web_find_login(&self, email: &str) -> Result<Option<LoginRecord>, StoreError> {
+#[async_trait]
+impl WebStore for SqliteStore {
+    async fn find_login(&self, email: &str) -> Result<Option<LoginRecord>, StoreError> {
         let email = email.to_string();
         self.read(move |conn| {
             conn.prepare_cached(&format!(
@@ -41,7 +43,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn web_record_login_failure(
+    async fn record_login_failure(
         &self,
         user_id: &str,
         now: Timestamp,
@@ -77,7 +79,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn web_clear_login_failures(&self, user_id: &str) -> Result<(), StoreError> {
+    async fn clear_login_failures(&self, user_id: &str) -> Result<(), StoreError> {
         let user_id = user_id.to_string();
         self.writer
             .write(move |session| {
@@ -95,7 +97,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn web_create_session(&self, web: WebSession) -> Result<(), StoreError> {
+    async fn create_session(&self, web: WebSession) -> Result<(), StoreError> {
         self.writer
             .write(move |session| {
                 let conn = session.conn;
@@ -121,11 +123,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn web_find_session(
-        &self,
-        id_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<(WebSession, User)>, StoreError> {
+    async fn find_session(&self, id_hash: &str, now: Timestamp) -> Result<Option<(WebSession, User)>, StoreError> {
         let id_hash = id_hash.to_string();
         self.read(move |conn| {
             conn.prepare_cached(&format!(
@@ -152,30 +150,16 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn web_delete_sessions(
-        &self,
-        id_hash: Option<String>,
-        user_id: Option<String>,
-        except_hash: Option<String>,
-    ) -> Result<(), StoreError> {
-        self.writer
-            .write(move |session| {
-                session
-                    .conn
-                    .prepare_cached(
-                        "DELETE FROM web_sessions
-                         WHERE (?1 IS NULL OR id_hash = ?1) AND (?2 IS NULL OR user_id = ?2)
-                           AND (?3 IS NULL OR id_hash <> ?3) AND (?1 IS NOT NULL OR ?2 IS NOT NULL)",
-                    )
-                    .map_err(map_err)?
-                    .execute(params![id_hash, user_id, except_hash])
-                    .map_err(map_err)?;
-                Ok(())
-            })
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.delete_sessions(Some(id_hash.to_string()), None, None).await
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str, except_hash: Option<&str>) -> Result<(), StoreError> {
+        self.delete_sessions(None, Some(user_id.to_string()), except_hash.map(str::to_string))
             .await
     }
 
-    pub(super) async fn web_list_prefs(&self, user_id: &str, kind: &str) -> Result<Vec<UserPref>, StoreError> {
+    async fn list_prefs(&self, user_id: &str, kind: &str) -> Result<Vec<UserPref>, StoreError> {
         let (user_id, kind) = (user_id.to_string(), kind.to_string());
         self.read(move |conn| {
             let mut stmt = conn
@@ -199,7 +183,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn web_put_pref(&self, user_id: &str, pref: UserPref) -> Result<(), StoreError> {
+    async fn put_pref(&self, user_id: &str, pref: UserPref) -> Result<(), StoreError> {
         let user_id = user_id.to_string();
         self.writer
             .write(move |session| {
@@ -223,7 +207,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn web_delete_pref(&self, user_id: &str, kind: &str, name: &str) -> Result<(), StoreError> {
+    async fn delete_pref(&self, user_id: &str, kind: &str, name: &str) -> Result<(), StoreError> {
         let (user_id, kind, name) = (user_id.to_string(), kind.to_string(), name.to_string());
         self.writer
             .write(move |session| {
@@ -238,7 +222,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn web_open_load(&self) -> Result<Vec<ServiceLoad>, StoreError> {
+    async fn open_load(&self) -> Result<Vec<ServiceLoad>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached(
@@ -272,5 +256,30 @@ impl SqliteStore {
             Ok(loads)
         })
         .await
+    }
+}
+
+impl SqliteStore {
+    async fn delete_sessions(
+        &self,
+        id_hash: Option<String>,
+        user_id: Option<String>,
+        except_hash: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |session| {
+                session
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM web_sessions
+                         WHERE (?1 IS NULL OR id_hash = ?1) AND (?2 IS NULL OR user_id = ?2)
+                           AND (?3 IS NULL OR id_hash <> ?3) AND (?1 IS NOT NULL OR ?2 IS NOT NULL)",
+                    )
+                    .map_err(map_err)?
+                    .execute(params![id_hash, user_id, except_hash])
+                    .map_err(map_err)?;
+                Ok(())
+            })
+            .await
     }
 }
