@@ -120,7 +120,7 @@ pub struct CreateIncident {
 }
 
 /// `PATCH /api/v1/incidents/{id}`: classification fields; an empty string clears a text field.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchIncident {
     #[schema(min_length = 1, max_length = 300)]

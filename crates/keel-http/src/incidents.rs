@@ -310,13 +310,25 @@ pub async fn patch(
     IfMatch(expected_version): IfMatch,
     ApiJson(body): ApiJson<PatchIncident>,
 ) -> ApiResult<Response> {
+    let incident = reclassify(&state, &auth, &id, body, expected_version).await?;
+    with_etag(&state, StatusCode::OK, &incident).await
+}
+
+/// Changes classification fields as `auth` (the API and the web forms both come here).
+pub(crate) async fn reclassify(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+    body: PatchIncident,
+    expected_version: Option<u64>,
+) -> ApiResult<Incident> {
     auth.require(Role::Agent)?;
     if body.team.is_some() || body.owner.is_some() {
         return Err(ApiError::invalid(
             "team and owner change through POST /api/v1/incidents/{id}/actions/assign, which records the reassignment",
         ));
     }
-    let target = write_target(&state, &auth, &id).await?;
+    let target = write_target(state, auth, id).await?;
     let claimed = ClaimedTimes {
         occurred_at: body.occurred_at,
         started_at: body.started_at,
@@ -345,15 +357,15 @@ pub async fn patch(
         major: body.major,
     };
     let (incident, _) = run(
-        &state,
-        &auth,
+        state,
+        auth,
         target,
         Command::Reclassify(Box::new(patch)),
         claimed,
         expected_version,
     )
     .await?;
-    with_etag(&state, StatusCode::OK, &incident).await
+    Ok(incident)
 }
 
 async fn run(

@@ -27,6 +27,7 @@ on_both_engines!(
     changing_the_password_needs_the_current_one_and_ends_other_sessions,
     agents_save_queue_views_and_see_team_boards,
     admins_manage_the_catalogue_integrations_and_rules_through_forms,
+    agents_reclassify_and_filter_by_owner_from_the_pages,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -1005,4 +1006,55 @@ async fn admins_manage_the_catalogue_integrations_and_rules_through_forms(engine
         .post("/admin/teams", &[("_csrf", &token), ("name", "Sneaky")])
         .await;
     assert_eq!(refused.status, 403, "only admins change the catalogue");
+}
+
+async fn agents_reclassify_and_filter_by_owner_from_the_pages(engine: Engine) {
+    let app = App::start(engine).await;
+    app.admin.post("/api/v1/services", json!({"name": "Print"})).await.ok();
+    let incident = app
+        .agent
+        .incident(json!({"title": "Toner empty", "impact": 4, "urgency": 4}))
+        .await;
+    let key = key(&incident);
+    let (browser, me) = signed_in(&app, "agent", "Rex").await;
+    let page = format!("/incidents/{key}");
+    let done = browser
+        .submit(
+            &page,
+            &format!("{page}/reclassify"),
+            &[
+                ("impact", "2"),
+                ("urgency", "2"),
+                ("service", "Print"),
+                ("category", "hardware"),
+                ("major", "true"),
+            ],
+        )
+        .await;
+    done.redirected_to(&page);
+    let stored = app.agent.get(&format!("/api/v1/incidents/{key}")).await;
+    let stored = stored.ok();
+    assert_eq!(stored["priority"], "P3", "impact 2 × urgency 2");
+    assert_eq!(stored["service"], "Print");
+    assert_eq!(stored["category"], "hardware");
+    assert_eq!(stored["major"], true);
+    let refused = browser
+        .submit(
+            &page,
+            &format!("{page}/reclassify"),
+            &[("impact", "7"), ("urgency", "2")],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("impact must be 1, 2, 3 or 4"));
+    // The owner filter offers every agent and keeps to their incidents.
+    app.agent.act(&incident, "assign", json!({"owner": me})).await.ok();
+    app.agent.incident(json!({"title": "Someone else's"})).await;
+    let queue = browser.get(&format!("/?state=open&owner={me}")).await;
+    assert!(
+        queue.body.contains(&format!("<option value=\"{}\"", app.agent.id)),
+        "other agents are offered"
+    );
+    assert!(queue.body.contains("Toner empty"));
+    assert!(!queue.body.contains("Someone else"));
 }

@@ -197,6 +197,9 @@ async fn build_queue(state: &AppState, viewer: &Viewer, query: &QueueQuery) -> R
                 select #f-owner name="owner" {
                     option value="" { "Anyone" }
                     option value="me" selected[selected(query.owner.as_deref(), "me")] { "Me" }
+                    @for (id, name) in names.staff.iter().filter(|(id, _)| id != me) {
+                        option value=(id) selected[selected(query.owner.as_deref(), id)] { (name) }
+                    }
                 }
             }
             div.field {

@@ -217,6 +217,31 @@ async fn build(state: &AppState, viewer: &Viewer, id: &str, error: Option<&str>)
                         }
                     }
                     details {
+                        summary { "Reclassify (priority, service, category)" }
+                        form.stack method="post" action={ "/incidents/" (key) "/reclassify" } {
+                            (csrf)
+                            label for="re-impact" { "Impact" }
+                            select #re-impact name="impact" {
+                                @for level in 1..=4u8 { option value=(level) selected[level == u8::from(incident.impact)] { (view::impact_words(level)) } }
+                            }
+                            label for="re-urgency" { "Urgency" }
+                            select #re-urgency name="urgency" {
+                                @for level in 1..=4u8 { option value=(level) selected[level == u8::from(incident.urgency)] { (view::urgency_words(level)) } }
+                            }
+                            label for="re-service" { "Service" }
+                            select #re-service name="service" {
+                                option value="" { "(none)" }
+                                @for s in &routing.catalogue.services {
+                                    option value=(s.name) selected[incident.service.as_deref() == Some(s.name.as_str())] { (s.name) }
+                                }
+                            }
+                            label for="re-category" { "Category" }
+                            input #re-category name="category" value=(incident.category.clone().unwrap_or_default());
+                            label.check { input type="checkbox" name="major" value="true" checked[incident.major]; " Major incident" }
+                            button type="submit" { "Save classification" }
+                        }
+                    }
+                    details {
                         summary { "Put on hold" }
                         form.stack method="post" action=(action("hold")) {
                             (csrf)
@@ -478,4 +503,53 @@ pub(crate) async fn stream(
     });
     let flat = futures_util::StreamExt::flatten(events);
     Sse::new(flat).keep_alive(KeepAlive::default()).into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct ReclassifyForm {
+    impact: String,
+    urgency: String,
+    service: String,
+    category: String,
+    major: Option<String>,
+}
+
+/// `POST /incidents/{id}/reclassify`: sends only what changed.
+pub(crate) async fn reclassify(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted<ReclassifyForm>,
+) -> Response {
+    let viewer = posted.viewer;
+    let form = posted.form;
+    let outcome = async {
+        let current = crate::incidents::visible(&state, &viewer.auth, &id).await?;
+        let level = |text: &str, what: &str| {
+            text.parse::<u8>()
+                .ok()
+                .filter(|n| (1..=4).contains(n))
+                .ok_or_else(|| ApiError::invalid(format!("{what} must be 1, 2, 3 or 4")))
+        };
+        let impact = level(&form.impact, "impact")?;
+        let urgency = level(&form.urgency, "urgency")?;
+        let major = form.major.is_some();
+        let changed =
+            |new: &str, old: Option<&String>| (new != old.map_or("", String::as_str)).then(|| new.trim().to_string());
+        let body = crate::dto::PatchIncident {
+            impact: (impact != u8::from(current.impact)).then_some(impact),
+            urgency: (urgency != u8::from(current.urgency)).then_some(urgency),
+            service: changed(&form.service, current.service.as_ref()),
+            category: changed(&form.category, current.category.as_ref()),
+            major: (major != current.major).then_some(major),
+            ..crate::dto::PatchIncident::default()
+        };
+        crate::incidents::reclassify(&state, &viewer.auth, &id, body, None).await
+    }
+    .await;
+    match outcome {
+        Ok(incident) => Redirect::to(&format!("/incidents/{}", key(&incident))).into_response(),
+        Err(error) if error.status == StatusCode::NOT_FOUND => error_page(Some(&viewer), &error),
+        Err(error) => render(&state, &viewer, &id, Some(&error.detail), error.status).await,
+    }
 }

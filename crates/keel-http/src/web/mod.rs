@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents/{id}/stream", get(incident::stream))
         .route("/incidents/{id}/actions/{action}", post(incident::act))
         .route("/incidents/{id}/comments", post(incident::comment))
+        .route("/incidents/{id}/reclassify", post(incident::reclassify))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
         .route("/account", get(admin::account))

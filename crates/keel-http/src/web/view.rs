@@ -143,6 +143,8 @@ pub(crate) fn relative(delta_micros: i64) -> String {
 /// Names of people by id (ids of unknown people are shown as they are).
 pub(crate) struct Names {
     known: HashMap<String, String>,
+    /// Active staff (id, name), by name: who can own work.
+    pub staff: Vec<(String, String)>,
     /// Shown for everyone else (the portal names only "You").
     others: Option<&'static str>,
 }
@@ -150,8 +152,14 @@ pub(crate) struct Names {
 impl Names {
     pub async fn load(state: &AppState) -> Result<Self, ApiError> {
         let users = state.store.list_users().await?;
+        let staff = users
+            .iter()
+            .filter(|u| u.role.is_staff() && !u.disabled)
+            .map(|u| (u.id.clone(), u.name.clone()))
+            .collect();
         Ok(Self {
             known: users.into_iter().map(|u| (u.id, u.name)).collect(),
+            staff,
             others: None,
         })
     }
@@ -159,6 +167,7 @@ impl Names {
     pub fn for_reporter(user_id: &str) -> Self {
         Self {
             known: HashMap::from([(user_id.to_string(), "You".to_string())]),
+            staff: Vec::new(),
             others: Some("the service desk"),
         }
     }
