@@ -967,6 +967,26 @@ async fn admins_manage_the_catalogue_integrations_and_rules_through_forms(engine
         .await;
     assert_eq!(event.status, 202, "the shown key works: {}", event.body);
 
+    // A service still named by a CI cannot go; once the CI is gone it can.
+    let ci_id = app.admin.get("/api/v1/cis").await.ok()["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let blocked = admin
+        .submit("/admin/services", &format!("/admin/services/{service_id}/delete"), &[])
+        .await;
+    assert_eq!(blocked.status, 409, "{}", blocked.status);
+    let gone = admin
+        .submit("/admin/cis", &format!("/admin/cis/{ci_id}/delete"), &[])
+        .await;
+    assert_eq!(gone.status, 200);
+    assert!(gone.body.contains("Deleted."));
+    assert!(
+        app.admin.get("/api/v1/cis").await.ok()["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+
     let bad = admin
         .submit("/admin/rules", "/admin/rules", &[("json", "{\"name\": \"half")])
         .await;

@@ -354,13 +354,14 @@ async fn catalogue_page(
             html! {
                 table.stack {
                     caption.visually-hidden { "Teams" }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Lead" } th scope="col" { "Members" } th scope="col" { "WIP limits" } th scope="col" { "Board" } } }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Lead" } th scope="col" { "Members" } th scope="col" { "WIP limits" } th scope="col" { "Board" } th scope="col" { "Delete" } } }
                     tbody { @for t in &catalogue.teams { tr {
                         td { (t.name) }
                         td { (t.lead.as_ref().map_or("—", |l| names.of(l.as_str()))) }
                         td { (t.members.iter().map(|m| names.of(m.as_str())).collect::<Vec<_>>().join(", ")) }
                         td { (t.wip_limits.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")) }
                         td { a href={ "/teams/" (t.id) "/board" } { "Board" span.visually-hidden { " of " (t.name) } } }
+                        td { form.inline method="post" action={ "/admin/teams/" (t.id) "/delete" } { (csrf) button.danger type="submit" { "Delete" span.visually-hidden { " " (t.name) } } } }
                     } } }
                 }
                 h2 #new-h { "New team" }
@@ -382,11 +383,12 @@ async fn catalogue_page(
             html! {
                 table.stack {
                     caption.visually-hidden { "Services" }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Team" } th scope="col" { "Criticality" } } }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Team" } th scope="col" { "Criticality" } th scope="col" { "Delete" } } }
                     tbody { @for s in &catalogue.services { tr {
                         td { (s.name) }
                         td { (s.team.as_ref().and_then(|t| catalogue.team(t)).map_or("—", |t| t.name.as_str())) }
                         td { (format!("{:?}", s.criticality).to_lowercase()) }
+                        td { form.inline method="post" action={ "/admin/services/" (s.id) "/delete" } { (csrf) button.danger type="submit" { "Delete" span.visually-hidden { " " (s.name) } } } }
                     } } }
                 }
                 h2 #new-h { "New service" }
@@ -407,11 +409,12 @@ async fn catalogue_page(
             html! {
                 table.stack {
                     caption.visually-hidden { "Configuration items" }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Location" } th scope="col" { "Services" } th scope="col" { "Depends on" } } }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Location" } th scope="col" { "Services" } th scope="col" { "Depends on" } th scope="col" { "Delete" } } }
                     tbody { @for c in &catalogue.cis { tr {
                         td { (c.name) } td { (c.kind) } td { (c.location.as_deref().unwrap_or("—")) }
                         td { (c.services.iter().filter_map(|s| catalogue.service(s)).map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")) }
                         td { (c.depends_on.iter().filter_map(|d| catalogue.cis.iter().find(|x| &x.id == d)).map(|x| x.name.as_str()).collect::<Vec<_>>().join(", ")) }
+                        td { form.inline method="post" action={ "/admin/cis/" (c.id) "/delete" } { (csrf) button.danger type="submit" { "Delete" span.visually-hidden { " " (c.name) } } } }
                     } } }
                 }
                 h2 #new-h { "New configuration item" }
@@ -685,6 +688,9 @@ async fn create_one(state: &AppState, viewer: &Viewer, kind: &str, json: &str) -
 async fn delete_one(state: &AppState, viewer: &Viewer, kind: &str, id: String) -> ApiResult<()> {
     let (s, auth, p) = (State(state.clone()), viewer.auth.clone(), Path(id));
     match kind {
+        "teams" => crate::catalogue::delete_team(s, auth, p).await.map(drop),
+        "services" => crate::catalogue::delete_service(s, auth, p).await.map(drop),
+        "cis" => crate::catalogue::delete_ci(s, auth, p).await.map(drop),
         "rules" => crate::rules::delete(s, auth, p).await.map(drop),
         "sla-policies" => crate::sla::delete(s, auth, p).await.map(drop),
         "schedules" => crate::oncall::delete(s, auth, p).await.map(drop),
@@ -821,6 +827,13 @@ pub(crate) async fn delete_document(
     let viewer = posted.viewer;
     if let Some(response) = not_admin(&viewer) {
         return response;
+    }
+    if CATALOGUE.contains(&kind.as_str()) {
+        let kept = CatalogueForm::default();
+        return match delete_one(&state, &viewer, &kind, id).await {
+            Ok(()) => catalogue_page(&state, &viewer, &kind, StatusCode::OK, Some("Deleted."), None, &kept).await,
+            Err(error) => catalogue_page(&state, &viewer, &kind, error.status, None, Some(&error.detail), &kept).await,
+        };
     }
     if document_title(&kind).is_none() {
         return error_page(Some(&viewer), &ApiError::not_found("page"));
