@@ -18,6 +18,7 @@ mod error;
 pub mod escalation;
 mod incident;
 mod lifecycle;
+pub mod metrics;
 pub mod oncall;
 mod priority;
 pub mod rules;

@@ -1,0 +1,851 @@
+//! Practice metrics: how well incident management works, computed from the
+//! incidents' true timelines rather than from counters that can drift. Pure:
+//! entries and `now` come in, numbers come out.
+//!
+//! Two steps. [`facts`] folds one incident's timeline into [`IncidentFacts`]:
+//! the instants and counts every metric needs. [`report`] aggregates facts over
+//! a [`Period`] into a [`Report`]; [`group_by`] splits facts by a context
+//! (team, service, …) first, and [`compare`] sets a report beside the one of
+//! the previous period.
+//!
+//! # The time of an entry
+//!
+//! An entry happened at its claimed `occurred_at` when it carries one (late
+//! documentation and imported history keep the true time there), else at its
+//! `recorded_at`. One exception: a registration opened by monitoring carries
+//! the *signal's start* as its claimed `occurred_at` (and the same instant as
+//! `observed_at`), so when an event-integration registration claims exactly
+//! its `observed_at`, it was received at its `recorded_at`.
+//!
+//! SLA verdicts are the exception to the rule: the SLA clocks run on server
+//! time (`recorded_at`), so the response and resolution entries are compared
+//! with the announced due times by their `recorded_at`.
+//!
+//! # Facts of one incident
+//!
+//! - `occurred_at`: the earliest of the record's (final) `observed_at` and the
+//!   claimed start (`started_at`, else `occurred_at`) of any attached alert.
+//! - `detected_at`: the earliest of the registration's time and the first
+//!   `alert_attached`. `registered_at`: the registration's time.
+//! - `accepted_at`, `diagnosed_at`: the first such entry. `first_resolved_at`:
+//!   the first resolution. `resolved_at`: the last resolution, only while it
+//!   stands (a reopen without a later resolution, or a cancellation, clears
+//!   it). `closed_at`: the close.
+//! - team changes: `assigned` entries that set a team after the first team was
+//!   known (at registration or by the first assignment). Owner changes:
+//!   `assigned` entries that set an owner, and escalations (ownership moves).
+//! - hold time: each `put_on_hold` runs until the entry that ends it
+//!   (`resumed`, `resolved` or `cancelled`); a hold still open at the end of
+//!   the timeline counts up to `now` (the incident is waiting now). Resolved
+//!   incidents never have an open hold, so `now` never affects their waiting
+//!   share.
+//! - `resolved_automatically`: the standing resolution says `automated` and
+//!   no human acted between registration and it. An entry is human unless its
+//!   actor is the system actor, or its kind is one only machines write
+//!   (`alert_attached`, `alert_recovered`, `alert_flapping`, `sla_*`,
+//!   `escalated`). Monitoring writes under its integration creator's id, so
+//!   an acknowledgement or a reopen from the sender counts as human (an
+//!   acknowledgement is a person acting in the monitoring tool).
+//! - `known_solution`: the standing resolution used a known solution or
+//!   recorded a workaround.
+//! - `first_time_resolution`: resolved (standing), no team change after the
+//!   first assignment, never reopened.
+//! - SLA: the targets of the latest `sla_targets_set`. The response event is
+//!   the first acceptance, or the first resolution when that came first (as
+//!   the SLA clock counts it); the resolution event is the standing
+//!   resolution. A target is missed when the timeline records its breach, met
+//!   when the event came no later than the announced due time; otherwise
+//!   missed, unless a hold or a reopen came before the event: those may have
+//!   moved the due time after it was announced, and without a recorded
+//!   breach the target counts as met. `None` when no target was announced or
+//!   the event has not happened.
+//!
+//! # Which incidents count for which metric
+//!
+//! Cancelled incidents (not incidents, or duplicates) count for no metric;
+//! the report gives their number. Each other incident counts for a metric in
+//! the period that holds the instant named here (`[from, to)`), so one
+//! incident counts once per metric across consecutive periods:
+//!
+//! | metric | counted in the period of | value |
+//! | --- | --- | --- |
+//! | `detection_lag` | `detected_at` (with `occurred_at` known) | `detected_at − occurred_at` |
+//! | `detected_by_monitoring` | `detected_at` | share whose first signal was monitoring |
+//! | `time_to_acceptance` | `accepted_at` | `accepted_at − detected_at` |
+//! | `time_of_diagnosis` | `diagnosed_at` (accepted) | `diagnosed_at − accepted_at` |
+//! | `time_to_resolve` | `resolved_at` | `resolved_at − detected_at`; business hours with a calendar |
+//! | `reassignments` | `resolved_at` | mean team changes; mean owner changes |
+//! | `waiting_share` | `resolved_at` | Σ hold time ÷ Σ (`resolved_at − registered_at`), overall and per reason |
+//! | `first_time_resolution` | `resolved_at` | share |
+//! | `resolution_target_met` | `resolved_at` (with a verdict) | share |
+//! | `acceptance_target_met` | the response event (with a verdict) | share |
+//! | `user_satisfaction` | `closed_at` | mean score of the answers; answers ÷ closures |
+//! | `resolved_automatically` | `resolved_at` | share |
+//! | `resolved_before_users_reported` | — | undefined: the timeline does not link user reports yet |
+//! | `known_solution_reuse` | `resolved_at` | share |
+//! | `incident_model_use` | — | undefined: keel has no incident models yet |
+//! | `reopen_rate` | `first_resolved_at` | share reopened at least once (as of now) |
+//!
+//! Waiting share is a ratio of sums (time-weighted), not a mean of ratios, so
+//! a one-minute incident on hold for its whole life does not outweigh a week.
+//!
+//! Durations are reported in seconds as the median and the 90th percentile by
+//! the nearest-rank method: sort ascending, take the value at rank
+//! `⌈p/100 · n⌉` (1-based). Every reported value is an observed one; the
+//! median of an even count is the lower middle value. Durations are not
+//! clamped: a claimed time that puts an event before its predecessor gives a
+//! negative duration, which shows the bad claim rather than hiding it.
+//!
+//! A value is `None` when it is undefined: no incident counted, or (for a
+//! ratio) a zero denominator; metrics the timeline cannot give carry a note.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::sla::{Calendar, working_time_between};
+use crate::{Change, Channel, Entry, HoldReason, Priority, Source, State, Timestamp, UserId, fold};
+
+const MICROS_PER_SEC: f64 = 1_000_000.0;
+
+/// Everything the metrics need to know about one incident.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IncidentFacts {
+    pub number: i64,
+    pub occurred_at: Option<Timestamp>,
+    pub detected_at: Timestamp,
+    pub registered_at: Timestamp,
+    pub accepted_at: Option<Timestamp>,
+    pub diagnosed_at: Option<Timestamp>,
+    pub first_resolved_at: Option<Timestamp>,
+    /// The last resolution, while it stands.
+    pub resolved_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    pub cancelled: bool,
+    pub state: State,
+    pub detected_by_monitoring: bool,
+    pub first_team: Option<String>,
+    pub team_changes: u32,
+    pub owner_changes: u32,
+    pub reopens: u32,
+    /// Time on hold in µs (an open hold counts up to `now`).
+    pub hold_micros: i64,
+    /// Time on hold in µs by reason (wire names, e.g. `awaiting_user`).
+    pub hold_micros_by_reason: BTreeMap<String, i64>,
+    pub resolved_automatically: bool,
+    pub known_solution: bool,
+    pub satisfaction: Option<u8>,
+    pub reopened_at_least_once: bool,
+    pub first_time_resolution: bool,
+    pub response_due: Option<Timestamp>,
+    pub resolution_due: Option<Timestamp>,
+    /// When the response clock stopped: first acceptance, or first resolution if earlier.
+    pub responded_at: Option<Timestamp>,
+    pub acceptance_target_met: Option<bool>,
+    pub resolution_target_met: Option<bool>,
+    pub service: Option<String>,
+    pub ci: Option<String>,
+    pub category: Option<String>,
+    pub priority: Priority,
+    pub team: Option<String>,
+    pub source: Source,
+    pub major: bool,
+}
+
+/// The time an entry happened, for metrics: its claim, else when it was recorded.
+fn at(entry: &Entry) -> Timestamp {
+    entry.occurred_at.unwrap_or(entry.recorded_at)
+}
+
+/// The wire name of a hold reason.
+#[must_use]
+pub const fn hold_reason_name(reason: HoldReason) -> &'static str {
+    match reason {
+        HoldReason::AwaitingUser => "awaiting_user",
+        HoldReason::AwaitingSupplier => "awaiting_supplier",
+        HoldReason::AwaitingChange => "awaiting_change",
+        HoldReason::Other => "other",
+    }
+}
+
+const HOLD_REASONS: [HoldReason; 4] = [
+    HoldReason::AwaitingUser,
+    HoldReason::AwaitingSupplier,
+    HoldReason::AwaitingChange,
+    HoldReason::Other,
+];
+
+/// Kinds of entry that only machines write (ingest and the SLA sweep).
+fn machine_only(change: &Change) -> bool {
+    matches!(
+        change,
+        Change::AlertAttached { .. }
+            | Change::AlertRecovered { .. }
+            | Change::AlertFlapping { .. }
+            | Change::SlaTargetsSet { .. }
+            | Change::SlaAtRisk { .. }
+            | Change::SlaBreached { .. }
+            | Change::Escalated { .. }
+    )
+}
+
+/// The verdict on one SLA target (see the module doc).
+fn verdict(breached: bool, due: Option<Timestamp>, event: Option<(Timestamp, bool)>) -> Option<bool> {
+    let due = due?;
+    let (event_recorded, due_may_have_moved) = event?;
+    if breached {
+        return Some(false);
+    }
+    Some(event_recorded <= due || due_may_have_moved)
+}
+
+/// Folds one incident's timeline (in sequence order) into its facts.
+/// `system_actor` is the id keel's own workers write under; `now` ends a hold
+/// still open. Entries whose kind this version does not know are skipped.
+/// `None` for a timeline without a registration.
+#[must_use]
+pub fn facts(entries: &[Entry], system_actor: &UserId, now: Timestamp) -> Option<IncidentFacts> {
+    let parsed: Vec<(&Entry, Change)> = entries
+        .iter()
+        .filter_map(|e| Change::from_parts(&e.kind, &e.data).ok().map(|c| (e, c)))
+        .collect();
+    let incident = fold(
+        "metrics",
+        parsed.iter().map(|(e, c)| (e.seq, &e.actor, e.recorded_at, c)),
+    )?;
+    let (reg_entry, registration) = parsed.iter().find_map(|(e, c)| match c {
+        Change::Registered(r) => Some((*e, r)),
+        _ => None,
+    })?;
+
+    let registered_at = match reg_entry.occurred_at {
+        Some(claim) if registration.channel == Channel::EventIntegration && Some(claim) == registration.observed_at => {
+            reg_entry.recorded_at
+        }
+        _ => at(reg_entry),
+    };
+    let mut detected_at = registered_at;
+    let mut occurred_at = incident.observed_at;
+    let mut first_alert_at: Option<Timestamp> = None;
+    let mut accepted: Option<&Entry> = None;
+    let mut diagnosed_at = None;
+    let mut first_resolved: Option<&Entry> = None;
+    let mut last_resolved: Option<(&Entry, &Change)> = None;
+    let mut closed_at = None;
+    let mut satisfaction = None;
+    let mut first_team = registration.team.clone();
+    let mut team_changes = 0u32;
+    let mut owner_changes = 0u32;
+    let mut open_hold: Option<(HoldReason, Timestamp)> = None;
+    let mut hold_by_reason: BTreeMap<&'static str, i64> = BTreeMap::new();
+    let mut holds_or_reopens_seen = false;
+    let mut hold_or_reopen_before_response = false;
+    let mut hold_or_reopen_before_resolution = false;
+    let mut breached: Vec<&str> = Vec::new();
+    let mut response_due = None;
+    let mut resolution_due = None;
+
+    let mut end_hold = |open: &mut Option<(HoldReason, Timestamp)>, until: Timestamp| {
+        if let Some((reason, since)) = open.take() {
+            *hold_by_reason.entry(hold_reason_name(reason)).or_insert(0) +=
+                (until.as_micros() - since.as_micros()).max(0);
+        }
+    };
+
+    for (entry, change) in &parsed {
+        let when = at(entry);
+        match change {
+            Change::Registered(_) | Change::Reclassified(_) | Change::Commented { .. } => {}
+            Change::Accepted {} => {
+                if accepted.is_none() {
+                    accepted = Some(entry);
+                    if first_resolved.is_none() {
+                        hold_or_reopen_before_response = holds_or_reopens_seen;
+                    }
+                }
+            }
+            Change::PutOnHold { reason, .. } => {
+                holds_or_reopens_seen = true;
+                end_hold(&mut open_hold, when);
+                open_hold = Some((*reason, when));
+            }
+            Change::Resumed { .. } | Change::Cancelled { .. } => end_hold(&mut open_hold, when),
+            Change::Diagnosed { .. } => {
+                diagnosed_at.get_or_insert(when);
+            }
+            Change::Resolved { .. } => {
+                end_hold(&mut open_hold, when);
+                if first_resolved.is_none() {
+                    first_resolved = Some(entry);
+                    if accepted.is_none() {
+                        hold_or_reopen_before_response = holds_or_reopens_seen;
+                    }
+                }
+                hold_or_reopen_before_resolution = holds_or_reopens_seen;
+                last_resolved = Some((entry, change));
+            }
+            Change::Closed { satisfaction: s, .. } => {
+                closed_at = Some(when);
+                satisfaction = *s;
+            }
+            Change::Reopened { .. } => holds_or_reopens_seen = true,
+            Change::Assigned { team, owner, .. } => {
+                if let Some(team) = team {
+                    if first_team.is_some() {
+                        team_changes += 1;
+                    } else {
+                        first_team = Some(team.clone());
+                    }
+                }
+                if owner.is_some() {
+                    owner_changes += 1;
+                }
+            }
+            Change::Escalated { .. } => owner_changes += 1,
+            Change::AlertAttached { .. } => {
+                first_alert_at.get_or_insert(when);
+                detected_at = detected_at.min(when);
+                if let Some(start) = entry.started_at.or(entry.occurred_at) {
+                    occurred_at = Some(occurred_at.map_or(start, |o| o.min(start)));
+                }
+            }
+            Change::SlaTargetsSet {
+                response_due: r,
+                resolution_due: d,
+                ..
+            } => {
+                response_due = *r;
+                resolution_due = *d;
+            }
+            Change::SlaBreached { target, .. } => breached.push(target.as_str()),
+            Change::AlertRecovered { .. }
+            | Change::AlertFlapping { .. }
+            | Change::CollaboratorJoined { .. }
+            | Change::CollaboratorLeft { .. }
+            | Change::SlaAtRisk { .. } => {}
+        }
+    }
+    if open_hold.is_some() {
+        end_hold(&mut open_hold, now);
+    }
+
+    let state = incident.state;
+    let cancelled = state == State::Cancelled;
+    let standing = last_resolved.filter(|_| matches!(state, State::Resolved | State::Closed));
+    let resolved_at = standing.map(|(e, _)| at(e));
+    let (automated, known) = match standing {
+        Some((
+            _,
+            Change::Resolved {
+                automated,
+                known_solution,
+                workaround,
+                ..
+            },
+        )) => (*automated, *known_solution || workaround.is_some()),
+        _ => (false, false),
+    };
+    // Human entries strictly between the registration and the resolution
+    // (the resolution itself is written by whoever automated it).
+    let human = |(entry, change): &(&Entry, Change)| {
+        !machine_only(change) && entry.actor != *system_actor && !matches!(change, Change::Registered(_))
+    };
+    let resolved_automatically = automated
+        && standing
+            .is_some_and(|(resolution, _)| !parsed.iter().take_while(|(e, _)| e.seq < resolution.seq).any(human));
+
+    let responded = match (accepted, first_resolved) {
+        (Some(a), Some(r)) if r.seq < a.seq => Some(r),
+        (Some(a), _) => Some(a),
+        (None, r) => r,
+    };
+    let acceptance_target_met = verdict(
+        breached.contains(&"response"),
+        response_due,
+        responded.map(|e| (e.recorded_at, hold_or_reopen_before_response)),
+    );
+    let resolution_target_met = verdict(
+        breached.contains(&"resolution"),
+        resolution_due,
+        standing.map(|(e, _)| (e.recorded_at, hold_or_reopen_before_resolution)),
+    );
+
+    let detected_by_monitoring = registration.source == Source::Monitoring
+        || registration.channel == Channel::EventIntegration
+        || first_alert_at.is_some_and(|t| t < registered_at);
+    let reopens = incident.reopens;
+    let hold_micros = hold_by_reason.values().sum();
+    Some(IncidentFacts {
+        number: registration.number,
+        occurred_at,
+        detected_at,
+        registered_at,
+        accepted_at: accepted.map(at),
+        diagnosed_at,
+        first_resolved_at: first_resolved.map(at),
+        resolved_at,
+        closed_at,
+        cancelled,
+        state,
+        detected_by_monitoring,
+        first_team,
+        team_changes,
+        owner_changes,
+        reopens,
+        hold_micros,
+        hold_micros_by_reason: hold_by_reason
+            .into_iter()
+            .map(|(reason, micros)| (reason.to_string(), micros))
+            .collect(),
+        resolved_automatically,
+        known_solution: known,
+        satisfaction,
+        reopened_at_least_once: reopens > 0,
+        first_time_resolution: resolved_at.is_some() && team_changes == 0 && reopens == 0,
+        response_due,
+        resolution_due,
+        responded_at: responded.map(at),
+        acceptance_target_met,
+        resolution_target_met,
+        service: incident.service,
+        ci: incident.ci,
+        category: incident.category,
+        priority: incident.priority,
+        team: incident.team,
+        source: incident.source,
+        major: incident.major,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Aggregation
+// ---------------------------------------------------------------------------
+
+/// A half-open span of time `[from, to)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Period {
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+impl Period {
+    /// Whether `t` lies in the period.
+    #[must_use]
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.from <= t && t < self.to
+    }
+
+    /// The period of the same length that ends where this one starts.
+    #[must_use]
+    pub fn previous(&self) -> Period {
+        let length = self.to.as_micros().saturating_sub(self.from.as_micros());
+        Period {
+            from: Timestamp::from_micros(self.from.as_micros().saturating_sub(length)),
+            to: self.from,
+        }
+    }
+
+    fn holds(&self, t: Option<Timestamp>) -> bool {
+        t.is_some_and(|t| self.contains(t))
+    }
+}
+
+/// Durations: median and 90th percentile (nearest rank), in seconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DurationMetric {
+    pub count: usize,
+    pub median_secs: Option<f64>,
+    pub p90_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
+}
+
+/// A share: `hits` of `count`, as a fraction 0…1.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ShareMetric {
+    pub value: Option<f64>,
+    pub count: usize,
+    pub hits: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
+}
+
+/// A mean over `count` incidents.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MeanMetric {
+    pub value: Option<f64>,
+    pub count: usize,
+}
+
+/// Team and owner changes per resolved incident.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Reassignments {
+    /// Mean team changes after the first assignment.
+    pub team_changes: MeanMetric,
+    /// Mean owner changes (assignments and escalations).
+    pub owner_changes: MeanMetric,
+}
+
+/// Time on hold as a share of time from registration to resolution.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WaitingShare {
+    /// Over all hold reasons; `count` is the number of resolved incidents.
+    pub overall: MeanMetric,
+    /// Per hold reason (every reason listed).
+    pub by_reason: BTreeMap<String, MeanMetric>,
+}
+
+/// Closure survey answers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Satisfaction {
+    /// Mean score (1–5) over the answers; `count` = answers.
+    pub mean: MeanMetric,
+    /// Answers ÷ closures; `count` = closures.
+    pub response_rate: ShareMetric,
+}
+
+/// Every practice metric over one period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Incidents considered (not cancelled).
+    pub incidents: usize,
+    /// Cancelled incidents, left out of every metric.
+    pub cancelled: usize,
+    pub detection_lag: DurationMetric,
+    pub detected_by_monitoring: ShareMetric,
+    pub time_to_acceptance: DurationMetric,
+    pub time_of_diagnosis: DurationMetric,
+    pub time_to_resolve: DurationMetric,
+    /// `time_to_resolve` counted in working time of the calendar given (undefined without one).
+    pub time_to_resolve_business_hours: DurationMetric,
+    pub reassignments: Reassignments,
+    pub waiting_share: WaitingShare,
+    pub first_time_resolution: ShareMetric,
+    pub resolution_target_met: ShareMetric,
+    pub acceptance_target_met: ShareMetric,
+    pub user_satisfaction: Satisfaction,
+    pub resolved_automatically: ShareMetric,
+    pub resolved_before_users_reported: ShareMetric,
+    pub known_solution_reuse: ShareMetric,
+    pub incident_model_use: ShareMetric,
+    pub reopen_rate: ShareMetric,
+}
+
+/// The value at percentile `p` of ascending `sorted` by the nearest-rank method.
+fn nearest_rank(sorted: &[i64], p: u32) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len();
+    // ⌈p·n/100⌉, at least 1.
+    let rank = (n * p as usize).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+fn durations(mut micros: Vec<i64>) -> DurationMetric {
+    micros.sort_unstable();
+    let secs = |v: Option<i64>| v.map(|m| m as f64 / MICROS_PER_SEC);
+    DurationMetric {
+        count: micros.len(),
+        median_secs: secs(nearest_rank(&micros, 50)),
+        p90_secs: secs(nearest_rank(&micros, 90)),
+        note: None,
+    }
+}
+
+fn share(flags: impl IntoIterator<Item = bool>) -> ShareMetric {
+    let (mut count, mut hits) = (0usize, 0usize);
+    for flag in flags {
+        count += 1;
+        hits += usize::from(flag);
+    }
+    ShareMetric {
+        value: (count > 0).then(|| hits as f64 / count as f64),
+        count,
+        hits,
+        note: None,
+    }
+}
+
+fn mean(values: &[f64]) -> MeanMetric {
+    MeanMetric {
+        value: (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64),
+        count: values.len(),
+    }
+}
+
+fn ratio(numerator: i64, denominator: i64, count: usize) -> MeanMetric {
+    MeanMetric {
+        value: (denominator > 0).then(|| numerator as f64 / denominator as f64),
+        count,
+    }
+}
+
+fn span(from: Timestamp, to: Timestamp) -> i64 {
+    to.as_micros() - from.as_micros()
+}
+
+fn undefined(note: &'static str) -> ShareMetric {
+    ShareMetric {
+        note: Some(note),
+        ..ShareMetric::default()
+    }
+}
+
+/// Every metric over `facts` for `period` (see the module doc for which
+/// incident counts where). `calendar`, when given, measures time to resolve
+/// in business hours too.
+#[must_use]
+pub fn report<'a>(
+    facts: impl IntoIterator<Item = &'a IncidentFacts>,
+    period: Period,
+    calendar: Option<&Calendar>,
+) -> Report {
+    let all: Vec<&IncidentFacts> = facts.into_iter().collect();
+    let cancelled = all.iter().filter(|f| f.cancelled).count();
+    let live: Vec<&IncidentFacts> = all.into_iter().filter(|f| !f.cancelled).collect();
+    let detected: Vec<&&IncidentFacts> = live.iter().filter(|f| period.contains(f.detected_at)).collect();
+    let accepted: Vec<&&IncidentFacts> = live.iter().filter(|f| period.holds(f.accepted_at)).collect();
+    let diagnosed: Vec<&&IncidentFacts> = live.iter().filter(|f| period.holds(f.diagnosed_at)).collect();
+    // (facts, resolved_at) of incidents whose standing resolution lies in the period.
+    let resolved: Vec<(&IncidentFacts, Timestamp)> = live
+        .iter()
+        .filter_map(|f| f.resolved_at.filter(|t| period.contains(*t)).map(|t| (*f, t)))
+        .collect();
+    let closed: Vec<&&IncidentFacts> = live.iter().filter(|f| period.holds(f.closed_at)).collect();
+
+    let time_to_resolve_business_hours = match calendar {
+        Some(calendar) => durations(
+            resolved
+                .iter()
+                .map(|(f, t)| working_time_between(calendar, f.detected_at, *t).as_micros())
+                .collect(),
+        ),
+        None => DurationMetric {
+            note: Some("no business-hours calendar given"),
+            ..DurationMetric::default()
+        },
+    };
+
+    let elapsed: i64 = resolved.iter().map(|(f, t)| span(f.registered_at, *t).max(0)).sum();
+    let waiting_share = WaitingShare {
+        overall: ratio(
+            resolved.iter().map(|(f, _)| f.hold_micros).sum(),
+            elapsed,
+            resolved.len(),
+        ),
+        by_reason: HOLD_REASONS
+            .iter()
+            .map(|reason| {
+                let name = hold_reason_name(*reason);
+                let held = resolved
+                    .iter()
+                    .map(|(f, _)| f.hold_micros_by_reason.get(name).copied().unwrap_or(0))
+                    .sum();
+                (name.to_string(), ratio(held, elapsed, resolved.len()))
+            })
+            .collect(),
+    };
+
+    let scores: Vec<f64> = closed.iter().filter_map(|f| f.satisfaction.map(f64::from)).collect();
+
+    Report {
+        from: period.from,
+        to: period.to,
+        incidents: live.len(),
+        cancelled,
+        detection_lag: durations(
+            detected
+                .iter()
+                .filter_map(|f| f.occurred_at.map(|o| span(o, f.detected_at)))
+                .collect(),
+        ),
+        detected_by_monitoring: share(detected.iter().map(|f| f.detected_by_monitoring)),
+        time_to_acceptance: durations(
+            accepted
+                .iter()
+                .filter_map(|f| f.accepted_at.map(|a| span(f.detected_at, a)))
+                .collect(),
+        ),
+        time_of_diagnosis: durations(
+            diagnosed
+                .iter()
+                .filter_map(|f| Some(span(f.accepted_at?, f.diagnosed_at?)))
+                .collect(),
+        ),
+        time_to_resolve: durations(resolved.iter().map(|(f, t)| span(f.detected_at, *t)).collect()),
+        time_to_resolve_business_hours,
+        reassignments: Reassignments {
+            team_changes: mean(
+                &resolved
+                    .iter()
+                    .map(|(f, _)| f64::from(f.team_changes))
+                    .collect::<Vec<_>>(),
+            ),
+            owner_changes: mean(
+                &resolved
+                    .iter()
+                    .map(|(f, _)| f64::from(f.owner_changes))
+                    .collect::<Vec<_>>(),
+            ),
+        },
+        waiting_share,
+        first_time_resolution: share(resolved.iter().map(|(f, _)| f.first_time_resolution)),
+        resolution_target_met: share(resolved.iter().filter_map(|(f, _)| f.resolution_target_met)),
+        acceptance_target_met: share(
+            live.iter()
+                .filter(|f| period.holds(f.responded_at))
+                .filter_map(|f| f.acceptance_target_met),
+        ),
+        user_satisfaction: Satisfaction {
+            response_rate: ShareMetric {
+                value: (!closed.is_empty()).then(|| scores.len() as f64 / closed.len() as f64),
+                count: closed.len(),
+                hits: scores.len(),
+                note: None,
+            },
+            mean: mean(&scores),
+        },
+        resolved_automatically: share(resolved.iter().map(|(f, _)| f.resolved_automatically)),
+        // A user report linked to a monitoring-detected incident is not a
+        // timeline entry yet, so the timeline cannot tell.
+        resolved_before_users_reported: undefined("the timeline does not record linked user reports yet"),
+        known_solution_reuse: share(resolved.iter().map(|(f, _)| f.known_solution)),
+        incident_model_use: undefined("keel has no incident models yet"),
+        reopen_rate: share(
+            live.iter()
+                .filter(|f| period.holds(f.first_resolved_at))
+                .map(|f| f.reopened_at_least_once),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Grouping and trends
+// ---------------------------------------------------------------------------
+
+/// A context to group incidents by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GroupKey {
+    /// The final team.
+    Team,
+    Service,
+    Ci,
+    Category,
+    /// The final priority.
+    Priority,
+    Source,
+}
+
+/// The group of incidents without a value for the key.
+pub const UNSET: &str = "(none)";
+
+/// Splits `facts` by `key`; incidents without a value go under [`UNSET`].
+#[must_use]
+pub fn group_by(facts: &[IncidentFacts], key: GroupKey) -> BTreeMap<String, Vec<&IncidentFacts>> {
+    let mut groups: BTreeMap<String, Vec<&IncidentFacts>> = BTreeMap::new();
+    for f in facts {
+        let name = match key {
+            GroupKey::Team => f.team.clone(),
+            GroupKey::Service => f.service.clone(),
+            GroupKey::Ci => f.ci.clone(),
+            GroupKey::Category => f.category.clone(),
+            GroupKey::Priority => Some(f.priority.as_str().to_string()),
+            GroupKey::Source => Some(
+                match f.source {
+                    Source::User => "user",
+                    Source::Monitoring => "monitoring",
+                    Source::Specialist => "specialist",
+                    Source::Supplier => "supplier",
+                }
+                .to_string(),
+            ),
+        };
+        groups
+            .entry(name.unwrap_or_else(|| UNSET.to_string()))
+            .or_default()
+            .push(f);
+    }
+    groups
+}
+
+/// One metric now and in the previous period.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Trend {
+    pub current: Option<f64>,
+    pub previous: Option<f64>,
+    /// `current − previous`; undefined when either is.
+    pub change: Option<f64>,
+}
+
+impl Report {
+    /// The headline value of every metric, by dotted name
+    /// (`time_to_resolve.median_secs`, `reopen_rate`, …).
+    #[must_use]
+    pub fn values(&self) -> BTreeMap<String, Option<f64>> {
+        let mut out = BTreeMap::new();
+        let mut put = |name: &str, value: Option<f64>| {
+            out.insert(name.to_string(), value);
+        };
+        for (name, d) in [
+            ("detection_lag", &self.detection_lag),
+            ("time_to_acceptance", &self.time_to_acceptance),
+            ("time_of_diagnosis", &self.time_of_diagnosis),
+            ("time_to_resolve", &self.time_to_resolve),
+            ("time_to_resolve_business_hours", &self.time_to_resolve_business_hours),
+        ] {
+            put(&format!("{name}.median_secs"), d.median_secs);
+            put(&format!("{name}.p90_secs"), d.p90_secs);
+        }
+        for (name, s) in [
+            ("detected_by_monitoring", &self.detected_by_monitoring),
+            ("first_time_resolution", &self.first_time_resolution),
+            ("resolution_target_met", &self.resolution_target_met),
+            ("acceptance_target_met", &self.acceptance_target_met),
+            ("resolved_automatically", &self.resolved_automatically),
+            ("resolved_before_users_reported", &self.resolved_before_users_reported),
+            ("known_solution_reuse", &self.known_solution_reuse),
+            ("incident_model_use", &self.incident_model_use),
+            ("reopen_rate", &self.reopen_rate),
+            ("user_satisfaction.response_rate", &self.user_satisfaction.response_rate),
+        ] {
+            put(name, s.value);
+        }
+        put("user_satisfaction.mean", self.user_satisfaction.mean.value);
+        put("reassignments.team_changes", self.reassignments.team_changes.value);
+        put("reassignments.owner_changes", self.reassignments.owner_changes.value);
+        put("waiting_share", self.waiting_share.overall.value);
+        for (reason, m) in &self.waiting_share.by_reason {
+            put(&format!("waiting_share.{reason}"), m.value);
+        }
+        out
+    }
+}
+
+/// The change of every metric from `previous` to `current`, by the names of
+/// [`Report::values`].
+#[must_use]
+pub fn compare(current: &Report, previous: &Report) -> BTreeMap<String, Trend> {
+    let before = previous.values();
+    current
+        .values()
+        .into_iter()
+        .map(|(name, now)| {
+            let then = before.get(&name).copied().flatten();
+            let change = match (now, then) {
+                (Some(a), Some(b)) => Some(a - b),
+                _ => None,
+            };
+            (
+                name,
+                Trend {
+                    current: now,
+                    previous: then,
+                    change,
+                },
+            )
+        })
+        .collect()
+}
