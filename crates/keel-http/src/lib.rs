@@ -16,6 +16,7 @@ mod maintenance;
 mod oncall;
 mod ops;
 pub mod pagerduty;
+mod practice;
 mod rules;
 pub mod sla;
 mod users;
@@ -142,7 +143,7 @@ fn metrics_handle() -> PrometheusHandle {
 #[openapi(
     info(title = "keel", description = "Incident management: the record, its lifecycle and its true timeline."),
     modifiers(&BearerAuth),
-    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"), (name = "catalogue"), (name = "on-call"), (name = "sla"))
+    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"), (name = "catalogue"), (name = "on-call"), (name = "sla"), (name = "metrics"))
 )]
 struct ApiDoc;
 
@@ -270,6 +271,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             oncall::delete_escalation
         ))
         .routes(routes!(sla::create, sla::list))
+        .routes(routes!(practice::report))
         .routes(routes!(sla::show, sla::patch, sla::delete))
 }
 

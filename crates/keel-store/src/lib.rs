@@ -657,6 +657,16 @@ pub trait Store: WebStore + Send + Sync + 'static {
         after_seq: u64,
         limit: Option<u32>,
     ) -> Result<Vec<Entry>, StoreError>;
+    /// Incidents (id, number) whose timeline gained an entry at or after
+    /// `since` (server time), numbered above `after_number`, by number, at most
+    /// `limit`: every incident a metric over a period from `since` can count
+    /// (claimed times never lie after the recorded ones).
+    async fn incidents_changed_since(
+        &self,
+        since: Timestamp,
+        after_number: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
     /// Recomputes one incident's chain.
     async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError>;
     /// Recomputes every chain.

@@ -1073,6 +1073,31 @@ impl Store for PostgresStore {
         verify_one(&self.pool, &row).await
     }
 
+    async fn incidents_changed_since(
+        &self,
+        since: Timestamp,
+        after_number: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, number FROM incidents WHERE updated_at >= $1 AND number > $2 ORDER BY number LIMIT $3",
+        )
+        .bind(since.as_micros())
+        .bind(after_number)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("id").map_err(map_err)?,
+                    row.try_get("number").map_err(map_err)?,
+                ))
+            })
+            .collect()
+    }
+
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {
         let rows = sqlx::query("SELECT id, number, version, head_hash FROM incidents ORDER BY number")
             .fetch_all(&self.pool)

@@ -16,6 +16,7 @@ mod input;
 mod integrations;
 mod lifecycle;
 mod listing;
+mod metrics;
 mod oncall;
 mod operations;
 mod sla;

@@ -1034,6 +1034,28 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn incidents_changed_since(
+        &self,
+        since: Timestamp,
+        after_number: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, number FROM incidents WHERE updated_at >= ?1 AND number > ?2 ORDER BY number LIMIT ?3",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![since.as_micros(), after_number, i64::from(limit)], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(map_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+        .await
+    }
+
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn

@@ -1,0 +1,159 @@
+//! `GET /api/v1/metrics`: practice metrics computed from the timelines for a
+//! period, with counts, grouping, filters, the previous period and CSV.
+
+use serde_json::{Value, json};
+
+use crate::harness::{App, Caller, Engine};
+use crate::on_both_engines;
+
+on_both_engines!(
+    metrics_come_from_claimed_timeline_times_with_counts_groups_and_csv,
+    metrics_refuse_bad_periods_groupings_and_end_users,
+);
+
+async fn at(caller: &Caller, incident: &Value, action: &str, when: &str, body: Value) {
+    let mut body = body;
+    body["occurred_at"] = json!(when);
+    caller.act(incident, action, body).await.ok();
+}
+
+async fn metrics_come_from_claimed_timeline_times_with_counts_groups_and_csv(engine: Engine) {
+    let app = App::start(engine).await;
+    let a = &app.agent;
+    // A: accepted after 30 min, resolved after 2 h.
+    let first = a
+        .incident(json!({"title": "Router down", "team": "Net", "occurred_at": "2026-01-10T10:00:00Z"}))
+        .await;
+    at(a, &first, "accept", "2026-01-10T10:30:00Z", json!({})).await;
+    at(
+        a,
+        &first,
+        "resolve",
+        "2026-01-10T12:00:00Z",
+        json!({"code": "fixed", "notes": "swapped"}),
+    )
+    .await;
+    // B: accepted after 10 min, resolved, reopened, resolved again 4 h after registration.
+    let second = a
+        .incident(json!({"title": "Wifi drops", "team": "Net", "occurred_at": "2026-01-11T09:00:00Z"}))
+        .await;
+    at(a, &second, "accept", "2026-01-11T09:10:00Z", json!({})).await;
+    at(
+        a,
+        &second,
+        "resolve",
+        "2026-01-11T10:00:00Z",
+        json!({"code": "fixed", "notes": "ap reset"}),
+    )
+    .await;
+    at(
+        a,
+        &second,
+        "reopen",
+        "2026-01-11T11:00:00Z",
+        json!({"reason": "dropped again"}),
+    )
+    .await;
+    at(
+        a,
+        &second,
+        "resolve",
+        "2026-01-11T13:00:00Z",
+        json!({"code": "fixed", "notes": "firmware"}),
+    )
+    .await;
+    // C: never accepted, cancelled.
+    let third = a
+        .incident(json!({"title": "Duplicate", "team": "Desk", "occurred_at": "2026-01-12T08:00:00Z"}))
+        .await;
+    at(
+        a,
+        &third,
+        "cancel",
+        "2026-01-12T08:05:00Z",
+        json!({"reason": "duplicate"}),
+    )
+    .await;
+
+    let report = a
+        .get("/api/v1/metrics?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z")
+        .await;
+    let body = report.ok();
+    assert_eq!(
+        body["previous"]["from"], "2025-12-01T00:00:00Z",
+        "the previous period has the same length"
+    );
+    let all = &body["groups"][0];
+    assert_eq!(all["group"], "all");
+    let m = &all["metrics"];
+    assert_eq!(m["cancelled"], 1, "{m}");
+    assert_eq!(m["time_to_acceptance"]["count"], 2);
+    assert_eq!(
+        m["time_to_acceptance"]["median_secs"], 600.0,
+        "nearest-rank median of 10 and 30 min"
+    );
+    assert_eq!(m["time_to_acceptance"]["p90_secs"], 1800.0);
+    assert_eq!(m["time_to_resolve"]["count"], 2);
+    assert_eq!(
+        m["time_to_resolve"]["p90_secs"], 14400.0,
+        "B's last resolution, 4 h after registration"
+    );
+    assert_eq!(m["reopen_rate"]["count"], 2);
+    assert_eq!(m["reopen_rate"]["value"], 0.5);
+    assert!(m["incident_model_use"]["value"].is_null(), "undefined metrics say so");
+    assert!(
+        all["trend"]["reopen_rate"]["previous"].is_null(),
+        "nothing happened in December"
+    );
+    assert_eq!(all["trend"]["reopen_rate"]["current"], 0.5);
+
+    let grouped = a
+        .get("/api/v1/metrics?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&group_by=team")
+        .await;
+    let groups = grouped.ok()["groups"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = groups.iter().filter_map(|g| g["group"].as_str()).collect();
+    assert_eq!(names, ["Desk", "Net"]);
+    assert_eq!(groups[1]["metrics"]["time_to_acceptance"]["count"], 2);
+    assert_eq!(groups[0]["metrics"]["cancelled"], 1);
+
+    let filtered = a
+        .get("/api/v1/metrics?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&team=Desk")
+        .await;
+    let desk = &filtered.ok()["groups"][0]["metrics"];
+    assert_eq!(desk["time_to_acceptance"]["count"], 0);
+    assert!(desk["time_to_acceptance"]["median_secs"].is_null());
+
+    let csv = a
+        .get("/api/v1/metrics?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&format=csv")
+        .await;
+    assert_eq!(
+        csv.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8")
+    );
+    let text = csv.body.as_str().unwrap_or_default();
+    assert!(text.starts_with("group,metric,current,previous,change\n"), "{text}");
+    assert!(text.contains("all,reopen_rate,0.5,,\n"), "{text}");
+    // A later period does not see January's work.
+    let later = a
+        .get("/api/v1/metrics?from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z")
+        .await;
+    assert_eq!(later.ok()["groups"][0]["metrics"]["time_to_resolve"]["count"], 0);
+}
+
+async fn metrics_refuse_bad_periods_groupings_and_end_users(engine: Engine) {
+    let app = App::start(engine).await;
+    app.agent.get("/api/v1/metrics?group_by=colour").await.problem(422);
+    app.agent
+        .get("/api/v1/metrics?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z")
+        .await
+        .problem(422);
+    app.agent.get("/api/v1/metrics?from=yesterday").await.problem(422);
+    app.agent.get("/api/v1/metrics?format=xml").await.problem(422);
+    app.agent.get("/api/v1/metrics?colour=blue").await.problem(400);
+    app.user.get("/api/v1/metrics").await.problem(403);
+    assert_eq!(
+        app.agent.get("/api/v1/metrics").await.status,
+        200,
+        "the last 30 days by default"
+    );
+}
