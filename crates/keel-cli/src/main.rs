@@ -7,6 +7,7 @@ mod bench_pages;
 mod client;
 mod client_catalogue;
 mod client_ingest;
+mod client_metrics;
 mod config;
 mod demo;
 mod serve;
@@ -78,6 +79,8 @@ enum Commands {
     /// Escalation policies: who takes over when nobody accepts in time.
     #[command(subcommand)]
     Escalation(client_catalogue::EscalationCommand),
+    /// Practice metrics for a period (table, --json or --csv).
+    Metrics(client_metrics::MetricsArgs),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
             Commands::Schedule(command) => client_catalogue::schedule(command).await,
             Commands::SlaPolicy(command) => client_catalogue::sla_policy(command).await,
             Commands::Escalation(command) => client_catalogue::escalation(command).await,
+            Commands::Metrics(args) => client_metrics::run(args).await,
         }
     });
     match outcome {

@@ -775,6 +775,8 @@ pub fn group_by(facts: &[IncidentFacts], key: GroupKey) -> BTreeMap<String, Vec<
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Trend {
     pub current: Option<f64>,
+    /// The incidents behind `current`.
+    pub count: usize,
     pub previous: Option<f64>,
     /// `current − previous`; undefined when either is.
     pub change: Option<f64>,
@@ -785,9 +787,19 @@ impl Report {
     /// (`time_to_resolve.median_secs`, `reopen_rate`, …).
     #[must_use]
     pub fn values(&self) -> BTreeMap<String, Option<f64>> {
+        self.headlines()
+            .into_iter()
+            .map(|(name, (value, _))| (name, value))
+            .collect()
+    }
+
+    /// Every metric's headline value and the number of incidents behind it,
+    /// by the names of [`Report::values`].
+    #[must_use]
+    pub fn headlines(&self) -> BTreeMap<String, (Option<f64>, usize)> {
         let mut out = BTreeMap::new();
-        let mut put = |name: &str, value: Option<f64>| {
-            out.insert(name.to_string(), value);
+        let mut put = |name: &str, value: Option<f64>, count: usize| {
+            out.insert(name.to_string(), (value, count));
         };
         for (name, d) in [
             ("detection_lag", &self.detection_lag),
@@ -796,8 +808,8 @@ impl Report {
             ("time_to_resolve", &self.time_to_resolve),
             ("time_to_resolve_business_hours", &self.time_to_resolve_business_hours),
         ] {
-            put(&format!("{name}.median_secs"), d.median_secs);
-            put(&format!("{name}.p90_secs"), d.p90_secs);
+            put(&format!("{name}.median_secs"), d.median_secs, d.count);
+            put(&format!("{name}.p90_secs"), d.p90_secs, d.count);
         }
         for (name, s) in [
             ("detected_by_monitoring", &self.detected_by_monitoring),
@@ -811,14 +823,19 @@ impl Report {
             ("reopen_rate", &self.reopen_rate),
             ("user_satisfaction.response_rate", &self.user_satisfaction.response_rate),
         ] {
-            put(name, s.value);
+            put(name, s.value, s.count);
         }
-        put("user_satisfaction.mean", self.user_satisfaction.mean.value);
-        put("reassignments.team_changes", self.reassignments.team_changes.value);
-        put("reassignments.owner_changes", self.reassignments.owner_changes.value);
-        put("waiting_share", self.waiting_share.overall.value);
+        let mean = |m: &MeanMetric| (m.value, m.count);
+        for (name, (value, count)) in [
+            ("user_satisfaction.mean", mean(&self.user_satisfaction.mean)),
+            ("reassignments.team_changes", mean(&self.reassignments.team_changes)),
+            ("reassignments.owner_changes", mean(&self.reassignments.owner_changes)),
+            ("waiting_share", mean(&self.waiting_share.overall)),
+        ] {
+            put(name, value, count);
+        }
         for (reason, m) in &self.waiting_share.by_reason {
-            put(&format!("waiting_share.{reason}"), m.value);
+            put(&format!("waiting_share.{reason}"), m.value, m.count);
         }
         out
     }
@@ -830,9 +847,9 @@ impl Report {
 pub fn compare(current: &Report, previous: &Report) -> BTreeMap<String, Trend> {
     let before = previous.values();
     current
-        .values()
+        .headlines()
         .into_iter()
-        .map(|(name, now)| {
+        .map(|(name, (now, count))| {
             let then = before.get(&name).copied().flatten();
             let change = match (now, then) {
                 (Some(a), Some(b)) => Some(a - b),
@@ -842,6 +859,7 @@ pub fn compare(current: &Report, previous: &Report) -> BTreeMap<String, Trend> {
                 name,
                 Trend {
                     current: now,
+                    count,
                     previous: then,
                     change,
                 },

@@ -145,14 +145,15 @@ pub async fn report(
         out.push((name.clone(), current, trend));
     }
     if csv {
-        let mut text = String::from("group,metric,current,previous,change\n");
+        let mut text = String::from("group,metric,current,count,previous,change\n");
         for (name, _, trend) in &out {
             for (metric, t) in trend {
                 let cell = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
                 text.push_str(&format!(
-                    "{},{metric},{},{},{}\n",
+                    "{},{metric},{},{},{},{}\n",
                     csv_field(name),
                     cell(t.current),
+                    t.count,
                     cell(t.previous),
                     cell(t.change)
                 ));

@@ -106,6 +106,7 @@ async fn metrics_come_from_claimed_timeline_times_with_counts_groups_and_csv(eng
         "nothing happened in December"
     );
     assert_eq!(all["trend"]["reopen_rate"]["current"], 0.5);
+    assert_eq!(all["trend"]["reopen_rate"]["count"], 2, "the count behind the value");
 
     let grouped = a
         .get("/api/v1/metrics?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&group_by=team")
@@ -131,8 +132,24 @@ async fn metrics_come_from_claimed_timeline_times_with_counts_groups_and_csv(eng
         Some("text/csv; charset=utf-8")
     );
     let text = csv.body.as_str().unwrap_or_default();
-    assert!(text.starts_with("group,metric,current,previous,change\n"), "{text}");
-    assert!(text.contains("all,reopen_rate,0.5,,\n"), "{text}");
+    assert!(
+        text.starts_with("group,metric,current,count,previous,change\n"),
+        "{text}"
+    );
+    assert!(text.contains("all,reopen_rate,0.5,2,,\n"), "{text}");
+    // The command line shows the same report.
+    let period = ["metrics", "--from", "2026-01-01T00:00:00Z", "--to", "2026-02-01T00:00:00Z"];
+    let json = crate::binary::cli_json(&a.base, &a.token, &period);
+    assert_eq!(json["groups"][0]["metrics"]["reopen_rate"]["value"], 0.5);
+    let mut with_csv = period.to_vec();
+    with_csv.push("--csv");
+    let printed = crate::binary::stdout(&crate::binary::cli(&a.base, &a.token, &with_csv));
+    assert!(printed.contains("all,reopen_rate,0.5,2,,"), "{printed}");
+    let mut grouped = period.to_vec();
+    grouped.extend(["--group-by", "team"]);
+    let table = crate::binary::stdout(&crate::binary::cli(&a.base, &a.token, &grouped));
+    assert!(table.contains("Net (") && table.contains("Desk ("), "{table}");
+    assert!(table.contains("reopen_rate") && table.contains("50.0 %"), "{table}");
     // A later period does not see January's work.
     let later = a
         .get("/api/v1/metrics?from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z")
