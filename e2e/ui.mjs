@@ -844,6 +844,13 @@ async function boardFlow(step) {
   }, { soft: true });
   await step('back to the board by id', () => goto(page, `/teams/${world.team.id}/board`));
   await audit(step, page, 'board');
+  await step('the dashboard shows the backlog, SLA now and trend charts', async () => {
+    await goto(page, '/dashboard');
+    await expectH1(page, 'Dashboard');
+    await visible(page.getByRole('heading', { name: 'Backlog now' }), 'the backlog section');
+    await visible(page.getByRole('img', { name: /Time to resolve/ }).first(), 'a trend chart');
+  });
+  await audit(step, page, 'dashboard');
   await context.close();
 }
 

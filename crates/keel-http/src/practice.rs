@@ -66,7 +66,7 @@ fn group_key(name: &str) -> ApiResult<GroupKey> {
 }
 
 /// The facts of every incident that may count in `since`..now.
-async fn gather(state: &AppState, since: keel_domain::Timestamp) -> ApiResult<Vec<IncidentFacts>> {
+pub(crate) async fn gather(state: &AppState, since: keel_domain::Timestamp) -> ApiResult<Vec<IncidentFacts>> {
     let system = keel_store::plan::system_actor().user;
     let now = state.clock.now();
     let mut facts = Vec::new();

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use web::{LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession, WebStore};
+pub use web::{AGE_BUCKETS, BacklogSummary, LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession, WebStore};
 
 /// Why a storage call failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -7,7 +7,9 @@ use keel_domain::{Priority, Timestamp};
 use sqlx::Row;
 
 use crate::postgres::{PostgresStore, map_err, user_from_row};
-use crate::web::{LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession, WebStore};
+use crate::web::{
+    BacklogSummary, LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession, WebStore, age_bucket_sql,
+};
 use crate::{StoreError, User};
 
 const USER_COLUMNS: &str = "u.id, u.name, u.email, u.role, u.time_zone, u.created_at, u.disabled, u.contact_methods";
@@ -193,6 +195,43 @@ impl WebStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn backlog_summary(&self, now: Timestamp) -> Result<BacklogSummary, StoreError> {
+        let day = 24 * 3600 * 1_000_000_i64;
+        let bucket = age_bucket_sql(|i| format!("${i}"));
+        let rows = sqlx::query(&format!(
+            "SELECT state, {bucket} AS age, COUNT(*) AS n FROM incidents
+             WHERE state IN ('new', 'accepted', 'on_hold') GROUP BY 1, 2"
+        ))
+        .bind(now.as_micros() - day)
+        .bind(now.as_micros() - 7 * day)
+        .bind(now.as_micros() - 30 * day)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut summary = BacklogSummary::default();
+        for row in &rows {
+            summary.by_state_age.push((
+                row.try_get("state").map_err(map_err)?,
+                row.try_get("age").map_err(map_err)?,
+                u64::try_from(row.try_get::<i64, _>("n").map_err(map_err)?).unwrap_or(0),
+            ));
+        }
+        let rows = sqlx::query(
+            "SELECT COALESCE(sla_state, 'none') AS sla, COUNT(*) AS n FROM incidents
+             WHERE state IN ('new', 'accepted', 'on_hold') GROUP BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        for row in &rows {
+            summary.by_sla.push((
+                row.try_get("sla").map_err(map_err)?,
+                u64::try_from(row.try_get::<i64, _>("n").map_err(map_err)?).unwrap_or(0),
+            ));
+        }
+        Ok(summary)
     }
 }
 

@@ -69,6 +69,29 @@ pub struct ServiceLoad {
     pub count: u64,
 }
 
+/// Open incidents counted for the dashboard: by state and age bucket
+/// (`<1d`, `1-7d`, `7-30d`, `>30d`), and by SLA state as the last sweep
+/// stored it (`none` when no SLA applies).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BacklogSummary {
+    pub by_state_age: Vec<(String, String, u64)>,
+    pub by_sla: Vec<(String, u64)>,
+}
+
+/// The age buckets of [`BacklogSummary`], youngest first.
+pub const AGE_BUCKETS: [&str; 4] = ["<1d", "1-7d", "7-30d", ">30d"];
+
+/// The SQL that sorts `created_at` into [`AGE_BUCKETS`] (binds: now − 1 d, now − 7 d, now − 30 d).
+pub(crate) fn age_bucket_sql(mark: impl Fn(usize) -> String) -> String {
+    format!(
+        "CASE WHEN created_at >= {} THEN '<1d' WHEN created_at >= {} THEN '1-7d' \
+         WHEN created_at >= {} THEN '7-30d' ELSE '>30d' END",
+        mark(1),
+        mark(2),
+        mark(3)
+    )
+}
+
 /// The web interface's part of the storage port (a supertrait of `Store`,
 /// so every engine has it and `dyn Store` offers it).
 #[async_trait]
@@ -102,4 +125,6 @@ pub trait WebStore: Send + Sync + 'static {
     /// Open incidents (new, accepted, on hold) counted per service, priority
     /// and major flag.
     async fn open_load(&self) -> Result<Vec<ServiceLoad>, StoreError>;
+    /// Open incidents by state and age at `now`, and by SLA state.
+    async fn backlog_summary(&self, now: Timestamp) -> Result<BacklogSummary, StoreError>;
 }

@@ -138,7 +138,13 @@ async fn metrics_come_from_claimed_timeline_times_with_counts_groups_and_csv(eng
     );
     assert!(text.contains("all,reopen_rate,0.5,2,,\n"), "{text}");
     // The command line shows the same report.
-    let period = ["metrics", "--from", "2026-01-01T00:00:00Z", "--to", "2026-02-01T00:00:00Z"];
+    let period = [
+        "metrics",
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2026-02-01T00:00:00Z",
+    ];
     let json = crate::binary::cli_json(&a.base, &a.token, &period);
     assert_eq!(json["groups"][0]["metrics"]["reopen_rate"]["value"], 0.5);
     let mut with_csv = period.to_vec();

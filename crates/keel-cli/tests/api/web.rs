@@ -28,6 +28,7 @@ on_both_engines!(
     agents_save_queue_views_and_see_team_boards,
     admins_manage_the_catalogue_integrations_and_rules_through_forms,
     agents_reclassify_and_filter_by_owner_from_the_pages,
+    the_dashboard_counts_the_backlog_and_drills_down_to_the_incidents_behind_a_metric,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -1077,4 +1078,53 @@ async fn agents_reclassify_and_filter_by_owner_from_the_pages(engine: Engine) {
     );
     assert!(queue.body.contains("Toner empty"));
     assert!(!queue.body.contains("Someone else"));
+}
+
+async fn the_dashboard_counts_the_backlog_and_drills_down_to_the_incidents_behind_a_metric(engine: Engine) {
+    let app = App::start(engine).await;
+    let a = &app.agent;
+    let done = a.incident(json!({"title": "Fixed last week"})).await;
+    a.act(&done, "accept", json!({})).await.ok();
+    a.act(&done, "resolve", json!({"code": "fixed", "notes": "done"}))
+        .await
+        .ok();
+    let waiting = a.incident(json!({"title": "Still open"})).await;
+    a.act(&waiting, "accept", json!({})).await.ok();
+    a.incident(json!({"title": "Brand new"})).await;
+    let (browser, _) = signed_in(&app, "agent", "Dash").await;
+    let page = browser.get("/dashboard").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let row = |state: &str| {
+        let start = page
+            .body
+            .find(&format!("<th scope=\"row\">{state}</th>"))
+            .expect("a row per open state");
+        page.body[start..].split("</tr>").next().unwrap_or_default().to_string()
+    };
+    assert!(row("New").contains("<a href=\"/?state=new\">1<"), "{}", row("New"));
+    assert!(
+        row("Accepted").contains("<a href=\"/?state=accepted\">1<"),
+        "{}",
+        row("Accepted")
+    );
+    assert!(page.body.contains("<svg class=\"chart\""), "trend charts are drawn");
+    assert!(page.body.contains("Speed vs effectiveness"));
+    let monthly = browser.get("/dashboard?by=month").await;
+    assert_eq!(monthly.status, 200);
+    // The count of resolutions this period links to the incidents behind it.
+    let marker = "/dashboard/incidents?family=resolved&amp;";
+    let start = page.body.rfind(marker).expect("a drill-down link");
+    let href = page.body[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .replace("&amp;", "&");
+    let behind = browser.get(&href).await;
+    assert_eq!(behind.status, 200, "{}", behind.body);
+    assert!(behind.body.contains("Fixed last week"), "{}", behind.body);
+    assert!(!behind.body.contains("Still open"));
+    let bad = browser.get("/dashboard/incidents?family=colour&from=x&to=y").await;
+    assert_eq!(bad.status, 422);
+    let (user, _) = signed_in(&app, "end_user", "Eu").await;
+    user.get("/dashboard").await.redirected_to("/portal");
 }

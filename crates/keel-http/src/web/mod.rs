@@ -10,10 +10,12 @@
 //! - [`incident`]: the incident page, its actions and the live timeline stream.
 //! - [`portal`]: end users report, follow and confirm.
 //! - [`status`]: the public status page.
+//! - [`dashboard`]: backlog now, metric trends as SVG charts, drill-down.
 //! - [`admin`]: users, catalogue, integrations, rules, SLAs, schedules; the account page.
 
 mod admin;
 mod console;
+mod dashboard;
 mod incident;
 mod portal;
 mod session;
@@ -50,6 +52,8 @@ pub fn routes() -> Router<AppState> {
         .route("/views", post(console::save_view))
         .route("/views/delete", post(console::delete_view))
         .route("/boards", get(console::boards))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/incidents", get(dashboard::incidents))
         .route("/teams/{id}/board", get(console::board))
         .route("/incidents/new", get(console::register_form))
         .route("/incidents", post(console::register))
@@ -152,6 +156,7 @@ pub(crate) fn layout(viewer: Option<&Viewer>, title: &str, main: Markup) -> Mark
                                     li { a href="/" { "Queue" } }
                                     li { a href="/incidents/new" { "Register" } }
                                     li { a href="/boards" { "Boards" } }
+                                    li { a href="/dashboard" { "Dashboard" } }
                                 } @else {
                                     li { a href="/portal" { "My incidents" } }
                                     li { a href="/portal/new" { "Report a problem" } }

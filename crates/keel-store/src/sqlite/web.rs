@@ -8,7 +8,9 @@ use rusqlite::{OptionalExtension, params};
 
 use super::rows::{USER_COLUMNS, user_at};
 use super::{SqliteStore, map_err};
-use crate::web::{LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession, WebStore};
+use crate::web::{
+    BacklogSummary, LockoutPolicy, LoginRecord, ServiceLoad, UserPref, WebSession, WebStore, age_bucket_sql,
+};
 use crate::{StoreError, User};
 
 fn prefixed(prefix: &str) -> String {
@@ -254,6 +256,49 @@ impl WebStore for SqliteStore {
                 });
             }
             Ok(loads)
+        })
+        .await
+    }
+
+    async fn backlog_summary(&self, now: Timestamp) -> Result<BacklogSummary, StoreError> {
+        let day = 24 * 3600 * 1_000_000_i64;
+        let bounds = [
+            now.as_micros() - day,
+            now.as_micros() - 7 * day,
+            now.as_micros() - 30 * day,
+        ];
+        self.read(move |conn| {
+            let bucket = age_bucket_sql(|i| format!("?{i}"));
+            let mut summary = BacklogSummary::default();
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT state, {bucket}, COUNT(*) FROM incidents INDEXED BY incidents_open_number
+                     WHERE state IN ('new', 'accepted', 'on_hold') GROUP BY 1, 2"
+                ))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![bounds[0], bounds[1], bounds[2]], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })
+                .map_err(map_err)?;
+            for row in rows {
+                let (state, age, n) = row.map_err(map_err)?;
+                summary.by_state_age.push((state, age, u64::try_from(n).unwrap_or(0)));
+            }
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT COALESCE(sla_state, 'none'), COUNT(*) FROM incidents INDEXED BY incidents_open_number
+                     WHERE state IN ('new', 'accepted', 'on_hold') GROUP BY 1",
+                )
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(map_err)?;
+            for row in rows {
+                let (sla, n) = row.map_err(map_err)?;
+                summary.by_sla.push((sla, u64::try_from(n).unwrap_or(0)));
+            }
+            Ok(summary)
         })
         .await
     }
