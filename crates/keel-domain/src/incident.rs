@@ -248,7 +248,12 @@ pub fn apply(
             add_collaborators,
             ..
         } => {
+            // A reassignment moves the incident to another team; the first
+            // assignment of a team and owner changes within a team are not.
             if let Some(team) = team {
+                if inc.team.as_ref().is_some_and(|current| current != team) {
+                    inc.reassignments += 1;
+                }
                 inc.team = Some(team.clone());
             }
             if let Some(owner) = owner {
@@ -259,9 +264,6 @@ pub fn apply(
                 if *user != inc.owner && !inc.collaborators.contains(user) {
                     inc.collaborators.push(user.clone());
                 }
-            }
-            if team.is_some() || owner.is_some() {
-                inc.reassignments += 1;
             }
         }
         Change::Commented { .. } => {}

@@ -242,7 +242,7 @@ fn end_users_only_comment_publicly_confirm_or_reopen_their_own() {
 }
 
 #[test]
-fn reassignment_moves_ownership_and_is_counted() {
+fn reassignments_count_moves_to_another_team_not_the_first_assignment_or_owner_changes() {
     let a = agent("a");
     let mut j = Journal::open(&a, titled("Disk full"));
     j.run(
@@ -257,7 +257,10 @@ fn reassignment_moves_ownership_and_is_counted() {
     let inc = j.incident.clone().expect("registered");
     assert_eq!(inc.owner, UserId::new("b"));
     assert_eq!(inc.team.as_deref(), Some("dba"));
-    assert_eq!(inc.reassignments, 1);
+    assert_eq!(
+        inc.reassignments, 0,
+        "the first team is an assignment, not a reassignment"
+    );
     assert_eq!(inc.collaborators, vec![UserId::new("c")]);
     let n = j.entries.len();
     j.run(
@@ -270,6 +273,34 @@ fn reassignment_moves_ownership_and_is_counted() {
     )
     .expect("same team");
     assert_eq!(j.entries.len(), n, "assigning what already holds writes nothing");
+    j.run(
+        &a,
+        Command::Assign {
+            team: None,
+            owner: Some(UserId::new("d")),
+            add_collaborators: vec![],
+        },
+    )
+    .expect("new owner in the team");
+    assert_eq!(
+        j.incident.as_ref().map(|i| i.reassignments),
+        Some(0),
+        "an owner change within the team is not one"
+    );
+    j.run(
+        &a,
+        Command::Assign {
+            team: Some("network".into()),
+            owner: None,
+            add_collaborators: vec![],
+        },
+    )
+    .expect("move");
+    assert_eq!(
+        j.incident.as_ref().map(|i| i.reassignments),
+        Some(1),
+        "moving to another team is"
+    );
 }
 
 #[test]
