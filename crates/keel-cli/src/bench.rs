@@ -595,6 +595,7 @@ async fn sla_sweep(
                         matrix: Arc::clone(&matrix),
                         rules: Arc::default(),
                         labels: std::collections::BTreeMap::new(),
+                        number: None,
                     })
                     .await?;
             }

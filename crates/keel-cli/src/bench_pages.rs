@@ -166,6 +166,7 @@ async fn seed(
                         matrix: Arc::clone(&matrix),
                         rules: Arc::default(),
                         labels: std::collections::BTreeMap::new(),
+                        number: None,
                     })
                     .await?;
                 // Most of an organisation's history is done: 1 in 20 stays

@@ -308,6 +308,22 @@ impl Client {
         if let Some(version) = if_match {
             request = request.header("If-Match", format!("\"{version}\""));
         }
+        Self::answer(request, &url).await
+    }
+
+    /// POSTs a text body (JSON lines) and reads the JSON answer.
+    pub(crate) async fn post_text(&self, path: &str, body: String) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let request = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/x-ndjson")
+            .body(body);
+        Self::answer(request, &url).await
+    }
+
+    async fn answer(request: reqwest::RequestBuilder, url: &str) -> anyhow::Result<Value> {
         let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
         let status = response.status();
         let text = response.text().await.context("reading the answer")?;

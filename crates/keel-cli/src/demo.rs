@@ -216,6 +216,7 @@ pub async fn fill(store: &dyn Store, clock: &dyn Clock, matrix: Arc<PriorityMatr
                 matrix: Arc::clone(&matrix),
                 rules: Arc::default(),
                 labels: std::collections::BTreeMap::new(),
+                number: None,
             })
             .await?;
         let target = IncidentRef::Id(incident.id.clone());
@@ -327,6 +328,7 @@ pub async fn fill(store: &dyn Store, clock: &dyn Clock, matrix: Arc<PriorityMatr
             matrix: Arc::clone(&matrix),
             rules: Arc::default(),
             labels: std::collections::BTreeMap::new(),
+            number: None,
         })
         .await?;
     for command in [

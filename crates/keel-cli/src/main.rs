@@ -6,10 +6,12 @@ mod bench;
 mod bench_pages;
 mod client;
 mod client_catalogue;
+mod client_import;
 mod client_ingest;
 mod client_metrics;
 mod config;
 mod demo;
+mod import_servicenow;
 mod serve;
 mod verify;
 
@@ -81,6 +83,8 @@ enum Commands {
     Escalation(client_catalogue::EscalationCommand),
     /// Practice metrics for a period (table, --json or --csv).
     Metrics(client_metrics::MetricsArgs),
+    /// Bring in history: keel-import/1 JSON lines, or --from servicenow.
+    Import(client_import::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
             Commands::SlaPolicy(command) => client_catalogue::sla_policy(command).await,
             Commands::Escalation(command) => client_catalogue::escalation(command).await,
             Commands::Metrics(args) => client_metrics::run(args).await,
+            Commands::Import(args) => client_import::run(args).await,
         }
     });
     match outcome {

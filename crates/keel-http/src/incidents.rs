@@ -148,6 +148,7 @@ pub(crate) async fn register(state: &AppState, auth: &Auth, body: CreateIncident
         matrix: state.matrix.clone(),
         rules: Arc::clone(&state.routing().await?.rules),
         labels: std::collections::BTreeMap::new(),
+        number: None,
     };
     let incident = state.store.register(request).await?;
     metrics::counter!("keel_incidents_registered_total").increment(1);

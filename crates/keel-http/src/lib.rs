@@ -9,6 +9,7 @@ pub mod catalogue;
 mod dto;
 pub mod error;
 mod extract;
+pub mod import;
 mod incidents;
 pub mod ingest;
 mod integrations;
@@ -143,7 +144,7 @@ fn metrics_handle() -> PrometheusHandle {
 #[openapi(
     info(title = "keel", description = "Incident management: the record, its lifecycle and its true timeline."),
     modifiers(&BearerAuth),
-    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"), (name = "catalogue"), (name = "on-call"), (name = "sla"), (name = "metrics"))
+    tags((name = "incidents"), (name = "users"), (name = "integrations"), (name = "ingest"), (name = "catalogue"), (name = "on-call"), (name = "sla"), (name = "metrics"), (name = "import"))
 )]
 struct ApiDoc;
 
@@ -272,6 +273,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(sla::create, sla::list))
         .routes(routes!(practice::report))
+        .routes(routes!(import::import))
         .routes(routes!(sla::show, sla::patch, sla::delete))
 }
 

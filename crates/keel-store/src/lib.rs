@@ -506,6 +506,9 @@ pub struct RegisterRequest {
     pub rules: Arc<Vec<keel_domain::rules::Rule>>,
     /// The signal's labels, for rules on event incidents.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The number to keep (an imported incident keeps its source's);
+    /// `None`: the next free one. A number in use is a conflict.
+    pub number: Option<i64>,
 }
 
 /// Applying a command to an existing incident.
@@ -640,6 +643,10 @@ pub trait Store: WebStore + Send + Sync + 'static {
     async fn delete_maintenance(&self, id: &str) -> Result<(), StoreError>;
 
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError>;
+    /// Registers an incident and runs `commands` on it (their `incident`
+    /// is ignored) as one write: all of it is stored, or none (an import
+    /// brings a whole history at once).
+    async fn open_with(&self, request: RegisterRequest, commands: Vec<ExecuteRequest>) -> Result<Incident, StoreError>;
     /// Applies a command; returns the incident after it and the entries it
     /// appended (none when the command asked for what already held).
     async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError>;

@@ -446,6 +446,7 @@ pub fn plan_ingest(request: &IngestRequest, context: IngestContext, now: Timesta
                             matrix: std::sync::Arc::clone(&request.matrix),
                             rules: std::sync::Arc::clone(&request.routing.rules),
                             labels: signal.labels.clone(),
+                            number: None,
                         };
                         let id = request.id.clone();
                         register = Some(request);

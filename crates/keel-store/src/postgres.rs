@@ -270,10 +270,23 @@ async fn open_tx(
     commands: &[ExecuteRequest],
     now: Timestamp,
 ) -> Result<Incident, StoreError> {
-    let number: i64 = sqlx::query_scalar("SELECT nextval('incident_number_seq')")
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(map_err)?;
+    let number: i64 = match request.number {
+        Some(number) => {
+            // Keep the source's number, and keep new numbers clear of it.
+            sqlx::query(
+                "SELECT setval('incident_number_seq', GREATEST($1, (SELECT last_value FROM incident_number_seq)))",
+            )
+            .bind(number)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            number
+        }
+        None => sqlx::query_scalar("SELECT nextval('incident_number_seq')")
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?,
+    };
     let planned = plan_opening(request, commands, number, now)?;
     store_planned(tx, &planned, true).await?;
     Ok(planned.incident)
@@ -661,6 +674,13 @@ impl Store for PostgresStore {
     async fn register(&self, request: RegisterRequest) -> Result<Incident, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let incident = register_tx(&mut tx, &request, self.clock.now()).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(incident)
+    }
+
+    async fn open_with(&self, request: RegisterRequest, commands: Vec<ExecuteRequest>) -> Result<Incident, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let incident = open_tx(&mut tx, &request, &commands, self.clock.now()).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(incident)
     }

@@ -10,6 +10,7 @@ mod cli_catalogue;
 mod cli_ingest;
 mod concurrency;
 mod detection;
+mod import;
 mod ingest;
 mod ingest_crash;
 mod input;

@@ -610,6 +610,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn open_with(&self, request: RegisterRequest, commands: Vec<ExecuteRequest>) -> Result<Incident, StoreError> {
+        let clock = Arc::clone(&self.clock);
+        self.writer
+            .write(move |session| open_in(session, &request, &commands, clock.now()))
+            .await
+    }
+
     async fn execute(&self, request: ExecuteRequest) -> Result<Executed, StoreError> {
         let clock = Arc::clone(&self.clock);
         self.writer
@@ -1132,11 +1139,24 @@ fn open_in(
     now: Timestamp,
 ) -> Result<Incident, StoreError> {
     let conn = session.conn;
-    let number: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents")
-        .map_err(map_err)?
-        .query_row([], |row| row.get(0))
-        .map_err(map_err)?;
+    let number: i64 = match request.number {
+        Some(number) => {
+            let taken: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM incidents WHERE number = ?1)")
+                .map_err(map_err)?
+                .query_row([number], |row| row.get(0))
+                .map_err(map_err)?;
+            if taken {
+                return Err(StoreError::Conflict(format!("incident number {number} is taken")));
+            }
+            number
+        }
+        None => conn
+            .prepare_cached("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents")
+            .map_err(map_err)?
+            .query_row([], |row| row.get(0))
+            .map_err(map_err)?,
+    };
     let planned = plan_opening(request, commands, number, now)?;
     store_planned(conn, &planned, None)?;
     let head = planned.entries.last().map(|e| e.hash.clone()).unwrap_or_default();

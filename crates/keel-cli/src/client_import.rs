@@ -1,0 +1,183 @@
+//! `keel import FILE`: brings history into a running server. The file is
+//! keel-import/1 JSON lines (docs/import-format.md), or with `--from
+//! servicenow` the ServiceNow incident audit log (CSV, gzipped or plain),
+//! converted on the fly. Lines go to `POST /api/v1/import` in batches, with
+//! a progress line and a summary; importing again skips what exists.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+
+use crate::client::{Client, Connection};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ImportSource {
+    /// keel-import/1 JSON lines.
+    Jsonl,
+    /// The ServiceNow incident audit log (one row per update).
+    Servicenow,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to import (`-` for standard input with JSON lines).
+    pub file: PathBuf,
+    /// What the file is.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub from: ImportSource,
+    /// Incidents per request (at most 2000; requests stay under 900 KB).
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Convert only: print the keel-import/1 lines instead of sending them.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Largest request body sent (the server takes 1 MiB).
+const MAX_BYTES: usize = 900 * 1024;
+
+/// The lines to import, in order.
+fn lines(args: &ImportArgs) -> anyhow::Result<Vec<String>> {
+    match args.from {
+        ImportSource::Jsonl => {
+            let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
+                Box::new(std::io::BufReader::new(std::io::stdin()))
+            } else {
+                let file = crate::import_servicenow::open(&args.file)
+                    .with_context(|| format!("opening {}", args.file.display()))?;
+                Box::new(std::io::BufReader::new(file))
+            };
+            let mut out = Vec::new();
+            for line in reader.lines() {
+                let line = line.context("reading the file")?;
+                if !line.trim().is_empty() {
+                    out.push(line);
+                }
+            }
+            Ok(out)
+        }
+        ImportSource::Servicenow => {
+            let file = crate::import_servicenow::open(&args.file)
+                .with_context(|| format!("opening {}", args.file.display()))?;
+            let conversion = crate::import_servicenow::convert(file)?;
+            Ok(conversion.records.iter().map(Value::to_string).collect())
+        }
+    }
+}
+
+pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let all = lines(&args)?;
+    if args.dry_run {
+        for line in &all {
+            println!("{line}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = Client::new(&args.connection)?;
+    let batch = args.batch.clamp(1, 2000);
+    let (mut imported, mut skipped, mut entries, mut failed) = (0_u64, 0_u64, 0_u64, Vec::new());
+    let mut done = 0;
+    let total = all.len();
+    let mut chunk: Vec<&str> = Vec::new();
+    let mut bytes = 0;
+    let mut first_line = 1;
+    let send = |chunk: &[&str], first_line: usize| {
+        let body = chunk.join("\n");
+        let client = &client;
+        async move {
+            let answer = client.post_text("/api/v1/import", body).await?;
+            Ok::<_, anyhow::Error>((answer, first_line))
+        }
+    };
+    for (i, line) in all.iter().enumerate() {
+        if !chunk.is_empty() && (chunk.len() >= batch || bytes + line.len() + 1 > MAX_BYTES) {
+            let (answer, from) = send(&chunk, first_line).await?;
+            tally(&answer, from, &mut imported, &mut skipped, &mut entries, &mut failed);
+            done += chunk.len();
+            progress(done, total, entries, started);
+            chunk.clear();
+            bytes = 0;
+            first_line = i + 1;
+        }
+        bytes += line.len() + 1;
+        chunk.push(line);
+    }
+    if !chunk.is_empty() {
+        let (answer, from) = send(&chunk, first_line).await?;
+        tally(&answer, from, &mut imported, &mut skipped, &mut entries, &mut failed);
+        done += chunk.len();
+        progress(done, total, entries, started);
+    }
+    eprintln!();
+    let seconds = started.elapsed().as_secs_f64();
+    if args.connection.json {
+        println!(
+            "{}",
+            serde_json::json!({"imported": imported, "skipped": skipped, "entries": entries,
+                               "failed": failed, "seconds": seconds})
+        );
+    } else {
+        println!(
+            "Imported {imported} incidents ({entries} timeline entries), skipped {skipped} already there, \
+             {} refused, in {seconds:.1} s ({:.0} entries/s).",
+            failed.len(),
+            entries as f64 / seconds.max(1e-9)
+        );
+        for f in failed.iter().take(20) {
+            println!(
+                "  line {}: {} {}",
+                f["line"],
+                f["key"].as_str().unwrap_or(""),
+                f["error"].as_str().unwrap_or("")
+            );
+        }
+        if failed.len() > 20 {
+            println!("  … and {} more (--json lists all)", failed.len() - 20);
+        }
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn tally(
+    answer: &Value,
+    first_line: usize,
+    imported: &mut u64,
+    skipped: &mut u64,
+    entries: &mut u64,
+    failed: &mut Vec<Value>,
+) {
+    *imported += answer["imported"].as_u64().unwrap_or(0);
+    *skipped += answer["skipped"].as_u64().unwrap_or(0);
+    *entries += answer["entries"].as_u64().unwrap_or(0);
+    for f in answer["failed"].as_array().into_iter().flatten() {
+        let mut f = f.clone();
+        // Lines count from the request; make them lines of the file.
+        if let Some(line) = f["line"].as_u64() {
+            f["line"] = Value::from(line + first_line as u64 - 1);
+        }
+        failed.push(f);
+    }
+}
+
+fn progress(done: usize, total: usize, entries: u64, started: Instant) {
+    let width = 30;
+    let filled = (done * width).checked_div(total).unwrap_or(width).min(width);
+    eprint!(
+        "\r[{}{}] {done}/{total} incidents, {entries} entries, {:.0} entries/s",
+        "#".repeat(filled),
+        " ".repeat(width - filled),
+        entries as f64 / started.elapsed().as_secs_f64().max(1e-9)
+    );
+}

@@ -1,0 +1,212 @@
+//! `POST /api/v1/import`: history in the keel-import/1 format keeps its
+//! numbers and claimed times, is hash-chained, is idempotent, and counts in
+//! the metrics of its own period.
+
+use serde_json::{Value, json};
+
+use crate::harness::{App, Caller, Engine};
+use crate::on_both_engines;
+
+on_both_engines!(
+    imported_history_keeps_numbers_and_times_and_importing_again_changes_nothing,
+    import_reports_refused_lines_and_keeps_what_came_before,
+    keel_import_sends_a_file_in_batches_and_summarises,
+);
+
+fn record(number: i64, events: Value) -> String {
+    json!({
+        "format": "keel-import/1", "source": "servicenow", "key": format!("INC{number:07}"), "number": number,
+        "title": format!("Imported {number}"), "impact": 2, "urgency": 2, "category": "Category 55",
+        "channel": "phone", "reported_by": "Caller 2403", "events": events,
+    })
+    .to_string()
+}
+
+async fn import(caller: &Caller, body: String) -> crate::harness::Answer {
+    caller
+        .send(
+            caller
+                .http
+                .post(format!("{}/api/v1/import", caller.base))
+                .bearer_auth(&caller.token)
+                .header("content-type", "application/x-ndjson")
+                .body(body),
+            None,
+        )
+        .await
+}
+
+async fn imported_history_keeps_numbers_and_times_and_importing_again_changes_nothing(engine: Engine) {
+    let app = App::start(engine).await;
+    let lines = [
+        record(
+            45,
+            json!([
+                {"at": "2016-02-29T01:16:00Z", "kind": "registered", "actor": "Opened by 8"},
+                {"at": "2016-02-29T01:23:00Z", "kind": "assigned", "actor": "Updated by 21", "team": "Group 56"},
+                {"at": "2016-02-29T08:53:00Z", "kind": "accepted", "actor": "Updated by 642"},
+                {"at": "2016-02-29T11:29:00Z", "kind": "resolved", "actor": "Resolved by 149", "code": "code 5"},
+                {"at": "2016-03-01T09:00:00Z", "kind": "reopened", "actor": "Caller 2403", "reason": "still broken"},
+                {"at": "2016-03-01T10:00:00Z", "kind": "assigned", "actor": "Updated by 21", "team": "Group 70"},
+                {"at": "2016-03-02T11:00:00Z", "kind": "resolved", "actor": "Resolved by 149", "code": "code 5"},
+                {"at": "2016-03-05T12:00:00Z", "kind": "closed", "actor": "Updated by 908"}
+            ]),
+        ),
+        record(
+            47,
+            json!([
+                {"at": "2016-02-29T04:40:00Z", "kind": "registered", "actor": "Opened by 24"},
+                {"at": "2016-02-29T04:50:00Z", "kind": "accepted"},
+                {"at": "2016-02-29T05:00:00Z", "kind": "put_on_hold", "reason": "awaiting_user"}
+            ]),
+        ),
+    ];
+    let answer = import(&app.admin, lines.join("\n")).await;
+    let summary = answer.ok();
+    assert_eq!(summary["imported"], 2, "{summary}");
+    assert_eq!(summary["skipped"], 0);
+    assert_eq!(summary["entries"], 11, "8 + 3 entries");
+    let first = app.agent.get("/api/v1/incidents/45").await;
+    let first = first.ok().clone();
+    assert_eq!(first["key"], "INC-45", "the source's number is kept");
+    assert_eq!(first["state"], "closed");
+    assert_eq!(first["reopens"], 1);
+    assert_eq!(
+        first["reassignments"], 1,
+        "Group 56 → Group 70: one move to another team"
+    );
+    assert_eq!(first["team"], "Group 70");
+    let timeline = app.agent.get("/api/v1/incidents/45/timeline").await;
+    let entries = timeline.ok()["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        entries[0]["occurred_at"], "2016-02-29T01:16:00Z",
+        "original times are claimed times"
+    );
+    assert_eq!(entries[0]["actor"], "servicenow:Caller 2403");
+    assert_eq!(entries.last().map(|e| e["kind"].clone()), Some(json!("closed")));
+    let verified = app.agent.get("/api/v1/incidents/45/verify").await;
+    assert_eq!(verified.ok()["ok"], true, "imported entries are hash-chained");
+    assert_eq!(
+        app.agent.get("/api/v1/incidents/47").await.ok()["state"],
+        "on_hold",
+        "new → on hold: accepted first"
+    );
+
+    // Again: nothing changes.
+    let again = import(&app.admin, lines.join("\n")).await;
+    assert_eq!(again.ok()["skipped"], 2);
+    assert_eq!(again.ok()["imported"], 0);
+    let versions = app.agent.get("/api/v1/incidents/45").await;
+    assert_eq!(versions.ok()["version"], first["version"]);
+    // New incidents are numbered after the imported ones.
+    let native = app.agent.incident(json!({"title": "Today"})).await;
+    assert_eq!(native["number"], 48);
+    // Metrics count it in its own period, by claimed times.
+    let march = app
+        .agent
+        .get("/api/v1/metrics?from=2016-02-01T00:00:00Z&to=2016-04-01T00:00:00Z")
+        .await;
+    let m = &march.ok()["groups"][0]["metrics"];
+    assert_eq!(m["reopen_rate"]["count"], 1);
+    assert_eq!(m["reopen_rate"]["value"], 1.0);
+    assert_eq!(m["time_to_acceptance"]["count"], 2);
+    assert_eq!(
+        m["time_to_acceptance"]["median_secs"],
+        json!(600.0),
+        "INC-47: 04:40 → 04:50"
+    );
+    assert_eq!(
+        m["time_to_acceptance"]["p90_secs"],
+        json!(27420.0),
+        "INC-45: 01:16 → 08:53"
+    );
+    // Only admins import.
+    import(
+        &app.agent,
+        record(50, json!([{"at": "2016-02-29T01:16:00Z", "kind": "registered"}])),
+    )
+    .await
+    .problem(403);
+}
+
+async fn import_reports_refused_lines_and_keeps_what_came_before(engine: Engine) {
+    let app = App::start(engine).await;
+    let body = [
+        "not json".to_string(),
+        record(10, json!([{"at": "2016-01-01T00:00:00Z", "kind": "accepted"}])),
+        record(
+            11,
+            json!([
+                {"at": "2016-01-01T00:00:00Z", "kind": "registered"},
+                {"at": "2016-01-01T01:00:00Z", "kind": "accepted"},
+                {"at": "2016-01-01T02:00:00Z", "kind": "closed"}
+            ]),
+        ),
+        record(12, json!([{"at": "yesterday", "kind": "registered"}])),
+        record(13, json!([{"at": "2016-01-01T00:00:00Z", "kind": "registered"}])),
+    ]
+    .join("\n");
+    let answer = import(&app.admin, body).await;
+    let summary = answer.ok();
+    assert_eq!(summary["imported"], 2, "11 (up to its refused close) and 13: {summary}");
+    let failed: Vec<(u64, String)> = summary["failed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["line"].as_u64().unwrap_or(0),
+                f["error"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        [1, 2, 3, 4],
+        "{failed:?}"
+    );
+    assert!(failed[1].1.contains("first event must be registered"));
+    assert!(failed[2].1.contains("event 3 (closed)"), "{}", failed[2].1);
+    assert_eq!(
+        app.agent.get("/api/v1/incidents/11").await.ok()["state"],
+        "accepted",
+        "what came before stays"
+    );
+    app.agent.get("/api/v1/incidents/12").await.problem(404);
+}
+
+async fn keel_import_sends_a_file_in_batches_and_summarises(engine: Engine) {
+    let app = App::start(engine).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("history.jsonl");
+    let lines: Vec<String> = (100..130)
+        .map(|n| {
+            record(
+                n,
+                json!([
+                    {"at": "2016-05-01T08:00:00Z", "kind": "registered"},
+                    {"at": "2016-05-01T08:30:00Z", "kind": "accepted"},
+                    {"at": "2016-05-01T10:00:00Z", "kind": "resolved", "code": "fixed"}
+                ]),
+            )
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write the file");
+    let file = path.display().to_string();
+    let a = &app.admin;
+    let first = crate::binary::cli(&a.base, &a.token, &["import", &file, "--batch", "7"]);
+    let text = crate::binary::stdout(&first);
+    assert!(
+        text.contains("Imported 30 incidents (90 timeline entries), skipped 0"),
+        "{text}"
+    );
+    let again = crate::binary::cli_json(&a.base, &a.token, &["import", &file]);
+    assert_eq!(again["skipped"], 30);
+    assert_eq!(again["imported"], 0);
+    assert_eq!(app.agent.get("/api/v1/incidents/129").await.ok()["state"], "resolved");
+    // A refused line makes the command fail and names it.
+    std::fs::write(&path, "{\"format\": \"other\"}\n").expect("write the file");
+    let refused = crate::binary::cli(&a.base, &a.token, &["import", &file]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("line 1"));
+}
