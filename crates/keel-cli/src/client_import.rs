@@ -36,6 +36,13 @@ pub struct ImportArgs {
     /// Convert only: print the keel-import/1 lines instead of sending them.
     #[arg(long)]
     pub dry_run: bool,
+    /// Import only the first N incidents (by number).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// With --from servicenow: after importing, compare every incident keel
+    /// holds with the log's own final values (state, reopens, reassignments).
+    #[arg(long)]
+    pub check: bool,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -63,18 +70,70 @@ fn lines(args: &ImportArgs) -> anyhow::Result<Vec<String>> {
             }
             Ok(out)
         }
-        ImportSource::Servicenow => {
-            let file = crate::import_servicenow::open(&args.file)
-                .with_context(|| format!("opening {}", args.file.display()))?;
-            let conversion = crate::import_servicenow::convert(file)?;
-            Ok(conversion.records.iter().map(Value::to_string).collect())
-        }
+        ImportSource::Servicenow => Ok(servicenow(args)?.0),
     }
+}
+
+/// The converted ServiceNow lines and the log's own final values per incident.
+fn servicenow(args: &ImportArgs) -> anyhow::Result<(Vec<String>, Vec<crate::import_servicenow::IncidentCheck>)> {
+    let file =
+        crate::import_servicenow::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let conversion = crate::import_servicenow::convert(file)?;
+    let keep = args.limit.unwrap_or(usize::MAX);
+    let lines = conversion.records.iter().take(keep).map(Value::to_string).collect();
+    let checks = conversion.stats.per_incident.into_iter().take(keep).collect();
+    Ok((lines, checks))
+}
+
+/// How keel's imported records compare with the log's final values.
+async fn check(client: &Client, checks: &[crate::import_servicenow::IncidentCheck]) -> anyhow::Result<Value> {
+    let (mut state, mut reopens, mut reassignments, mut seen) = (0_usize, 0_usize, 0_usize, 0_usize);
+    let (mut log_reopened, mut keel_reopened, mut log_moves, mut keel_moves) = (0_usize, 0_usize, 0_u64, 0_u64);
+    for expected in checks {
+        let incident = client
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/incidents/{}", expected.number),
+                None,
+                None,
+            )
+            .await?;
+        let count = |key: &str| incident[key].as_u64().unwrap_or(0);
+        seen += 1;
+        state += usize::from(incident["state"].as_str() == Some(expected.log_final_state));
+        reopens += usize::from(count("reopens") == u64::from(expected.log_reopens));
+        reassignments += usize::from(count("reassignments") == u64::from(expected.log_reassignments));
+        log_reopened += usize::from(expected.log_reopens > 0);
+        keel_reopened += usize::from(count("reopens") > 0);
+        log_moves += u64::from(expected.log_reassignments);
+        keel_moves += count("reassignments");
+    }
+    let share = |n: usize| if seen == 0 { 0.0 } else { n as f64 / seen as f64 };
+    Ok(serde_json::json!({
+        "incidents": seen,
+        "final_state_match": share(state),
+        "reopens_match": share(reopens),
+        "reassignments_match": share(reassignments),
+        "log_reopen_rate": share(log_reopened),
+        "keel_reopen_rate": share(keel_reopened),
+        "log_mean_reassignments": log_moves as f64 / seen.max(1) as f64,
+        "keel_mean_reassignments": keel_moves as f64 / seen.max(1) as f64,
+    }))
 }
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let all = lines(&args)?;
+    if args.check && !matches!(args.from, ImportSource::Servicenow) {
+        anyhow::bail!("--check compares with the ServiceNow log's own values: use it with --from servicenow");
+    }
+    let (all, checks) = match args.from {
+        ImportSource::Servicenow => servicenow(&args)?,
+        _ => {
+            let mut all = lines(&args)?;
+            all.truncate(args.limit.unwrap_or(usize::MAX));
+            (all, Vec::new())
+        }
+    };
     if args.dry_run {
         for line in &all {
             println!("{line}");
@@ -118,13 +177,33 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!();
     let seconds = started.elapsed().as_secs_f64();
+    let fidelity = if args.check {
+        Some(check(&client, &checks).await?)
+    } else {
+        None
+    };
     if args.connection.json {
         println!(
             "{}",
             serde_json::json!({"imported": imported, "skipped": skipped, "entries": entries,
-                               "failed": failed, "seconds": seconds})
+                               "failed": failed, "seconds": seconds, "fidelity": fidelity})
         );
     } else {
+        if let Some(f) = &fidelity {
+            let pct = |k: &str| f[k].as_f64().unwrap_or(0.0) * 100.0;
+            println!(
+                "Against the log's final values ({} incidents): state {:.2} %, reopens {:.2} %, reassignments {:.2} % match; \
+                 reopen rate log {:.3} % / keel {:.3} %; mean reassignments log {:.4} / keel {:.4}",
+                f["incidents"],
+                pct("final_state_match"),
+                pct("reopens_match"),
+                pct("reassignments_match"),
+                pct("log_reopen_rate"),
+                pct("keel_reopen_rate"),
+                f["log_mean_reassignments"].as_f64().unwrap_or(0.0),
+                f["keel_mean_reassignments"].as_f64().unwrap_or(0.0),
+            );
+        }
         println!(
             "Imported {imported} incidents ({entries} timeline entries), skipped {skipped} already there, \
              {} refused, in {seconds:.1} s ({:.0} entries/s).",

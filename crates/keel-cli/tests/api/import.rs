@@ -11,6 +11,7 @@ on_both_engines!(
     imported_history_keeps_numbers_and_times_and_importing_again_changes_nothing,
     import_reports_refused_lines_and_keeps_what_came_before,
     keel_import_sends_a_file_in_batches_and_summarises,
+    a_sample_of_the_servicenow_log_imports_with_exact_states_and_reopens,
 );
 
 fn record(number: i64, events: Value) -> String {
@@ -209,4 +210,35 @@ async fn keel_import_sends_a_file_in_batches_and_summarises(engine: Engine) {
     let refused = crate::binary::cli(&a.base, &a.token, &["import", &file]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stdout).contains("line 1"));
+}
+
+/// The real ServiceNow audit log (never copied into the repository).
+fn servicenow_log() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/servicenow-incident-event-log/incident_event_log.csv.gz")
+}
+
+async fn a_sample_of_the_servicenow_log_imports_with_exact_states_and_reopens(engine: Engine) {
+    let app = App::start(engine).await;
+    let log = servicenow_log();
+    assert!(log.exists(), "the ServiceNow log is expected at {}", log.display());
+    let file = log.display().to_string();
+    let a = &app.admin;
+    let report = crate::binary::cli_json(
+        &a.base,
+        &a.token,
+        &["import", "--from", "servicenow", "--limit", "400", "--check", &file],
+    );
+    assert_eq!(report["imported"], 400, "{report}");
+    assert!(report["failed"].as_array().is_some_and(Vec::is_empty), "{report}");
+    let f = &report["fidelity"];
+    assert_eq!(f["incidents"], 400);
+    assert_eq!(f["final_state_match"], 1.0, "{f}");
+    assert_eq!(f["reopens_match"], 1.0, "{f}");
+    assert_eq!(f["log_reopen_rate"], f["keel_reopen_rate"]);
+    // The systematic reassignment gap (group clears, missing updates; README, "Imports") keeps this
+    // below the 99 % target: 85.8 % on the whole log.
+    assert!(f["reassignments_match"].as_f64().unwrap_or(0.0) >= 0.8, "{f}");
+    let first = app.agent.get("/api/v1/incidents/45").await;
+    assert_eq!(first.ok()["key"], "INC-45", "INC0000045 keeps its number");
 }
