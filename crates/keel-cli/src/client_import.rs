@@ -21,6 +21,8 @@ pub enum ImportSource {
     Jsonl,
     /// The ServiceNow incident audit log (one row per update).
     Servicenow,
+    /// Any CSV, described by `--mapping` (docs/import-csv-mapping.md).
+    Csv,
 }
 
 #[derive(Debug, Args)]
@@ -30,6 +32,9 @@ pub struct ImportArgs {
     /// What the file is.
     #[arg(long, value_enum, default_value = "jsonl")]
     pub from: ImportSource,
+    /// With `--from csv`: the mapping file (TOML) saying which column holds what.
+    #[arg(long, value_name = "PATH")]
+    pub mapping: Option<PathBuf>,
     /// Incidents per request (at most 2000; requests stay under 900 KB).
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
@@ -71,6 +76,15 @@ fn lines(args: &ImportArgs) -> anyhow::Result<Vec<String>> {
             Ok(out)
         }
         ImportSource::Servicenow => Ok(servicenow(args)?.0),
+        ImportSource::Csv => {
+            let mapping = args.mapping.as_deref().context("--from csv needs --mapping MAP.toml")?;
+            let mapping = crate::import_csv::Mapping::load(mapping)?;
+            let file = crate::import_servicenow::open(&args.file)
+                .with_context(|| format!("opening {}", args.file.display()))?;
+            let conversion = crate::import_csv::convert(&mapping, file)?;
+            eprintln!("{}", conversion.stats.summary());
+            Ok(conversion.records.iter().map(Value::to_string).collect())
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod client_ingest;
 mod client_metrics;
 mod config;
 mod demo;
+mod import_csv;
 mod import_servicenow;
 mod serve;
 mod verify;

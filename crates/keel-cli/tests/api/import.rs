@@ -12,6 +12,7 @@ on_both_engines!(
     import_reports_refused_lines_and_keeps_what_came_before,
     keel_import_sends_a_file_in_batches_and_summarises,
     a_sample_of_the_servicenow_log_imports_with_exact_states_and_reopens,
+    a_csv_event_log_imports_through_a_mapping_file,
 );
 
 fn record(number: i64, events: Value) -> String {
@@ -241,4 +242,35 @@ async fn a_sample_of_the_servicenow_log_imports_with_exact_states_and_reopens(en
     assert!(f["reassignments_match"].as_f64().unwrap_or(0.0) >= 0.8, "{f}");
     let first = app.agent.get("/api/v1/incidents/45").await;
     assert_eq!(first.ok()["key"], "INC-45", "INC0000045 keeps its number");
+}
+
+async fn a_csv_event_log_imports_through_a_mapping_file(engine: Engine) {
+    let app = App::start(engine).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mapping = root.join("docs/examples/helpdesk-mapping.toml").display().to_string();
+    let log = root.join("../shared/data/helpdesk-4tu-italian-software-company/helpdesk.csv");
+    assert!(log.exists(), "the helpdesk log is expected at {}", log.display());
+    let file = log.display().to_string();
+    let a = &app.admin;
+    let args = [
+        "import",
+        "--from",
+        "csv",
+        "--mapping",
+        &mapping,
+        "--limit",
+        "300",
+        &file,
+    ];
+    let report = crate::binary::cli_json(&a.base, &a.token, &args);
+    assert_eq!(report["imported"], 300, "{report}");
+    assert!(
+        report["failed"].as_array().is_some_and(Vec::is_empty),
+        "every event is accepted: {report}"
+    );
+    let closed = a.get("/api/v1/incidents?state=closed&limit=500").await;
+    let closed = closed.ok()["items"].as_array().map_or(0, Vec::len);
+    assert!(closed >= 290, "nearly every case of the log ends closed: {closed}");
+    let again = crate::binary::cli_json(&a.base, &a.token, &args);
+    assert_eq!(again["skipped"], 300, "importing again changes nothing");
 }
