@@ -109,7 +109,7 @@ use crate::{Change, Channel, Entry, HoldReason, Priority, Source, State, Timesta
 const MICROS_PER_SEC: f64 = 1_000_000.0;
 
 /// Everything the metrics need to know about one incident.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct IncidentFacts {
     pub number: i64,
     pub occurred_at: Option<Timestamp>,

@@ -2,8 +2,9 @@
 //! period, optionally grouped (team, service, CI, category, priority,
 //! source) and filtered by the same contexts, each value with the count
 //! behind it and the change against the previous period of the same length.
-//! Computed from the timelines on every call (JSON, or CSV with
-//! `format=csv`); incidents are read in pages so memory stays bounded.
+//! Computed from the timelines (JSON, or CSV with `format=csv`); the facts
+//! of finished incidents are kept per version (`incident_facts`), so a
+//! history is folded once; incidents are read in pages.
 
 use std::collections::BTreeMap;
 
@@ -65,7 +66,10 @@ fn group_key(name: &str) -> ApiResult<GroupKey> {
     })
 }
 
-/// The facts of every incident that may count in `since`..now.
+/// The facts of every incident that may count in `since`..now. Facts of
+/// finished incidents (closed or cancelled: nothing in them depends on now)
+/// are kept per incident version and read back instead of refolding the
+/// timeline; a newer version makes them stale, so they always match it.
 pub(crate) async fn gather(state: &AppState, since: keel_domain::Timestamp) -> ApiResult<Vec<IncidentFacts>> {
     let system = keel_store::plan::system_actor().user;
     let now = state.clock.now();
@@ -73,15 +77,32 @@ pub(crate) async fn gather(state: &AppState, since: keel_domain::Timestamp) -> A
     let mut after = 0;
     loop {
         let page = state.store.incidents_changed_since(since, after, PAGE).await?;
-        let Some(last) = page.last().map(|(_, number)| *number) else {
+        let Some(last) = page.last().map(|c| c.number) else {
             break;
         };
-        for (id, _) in &page {
-            let entries = state.store.timeline(&IncidentRef::Id(id.clone()), 0, None).await?;
+        let mut computed = Vec::new();
+        for changed in &page {
+            if let Some(kept) = changed
+                .facts
+                .as_deref()
+                .and_then(|json| serde_json::from_str::<IncidentFacts>(json).ok())
+            {
+                facts.push(kept);
+                continue;
+            }
+            let entries = state
+                .store
+                .timeline(&IncidentRef::Id(changed.id.clone()), 0, None)
+                .await?;
             if let Some(f) = metrics::facts(&entries, &system, now) {
+                let finished = matches!(f.state, keel_domain::State::Closed | keel_domain::State::Cancelled);
+                if finished && let Ok(json) = serde_json::to_string(&f) {
+                    computed.push((changed.id.clone(), changed.version, json));
+                }
                 facts.push(f);
             }
         }
+        state.store.put_facts(computed).await?;
         after = last;
     }
     Ok(facts)

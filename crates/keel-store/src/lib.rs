@@ -472,6 +472,16 @@ pub struct AlertFilter {
     pub limit: u32,
 }
 
+/// An incident a metric may count, with its metrics facts when they were
+/// kept for its current version.
+#[derive(Clone, Debug)]
+pub struct ChangedIncident {
+    pub id: String,
+    pub number: i64,
+    pub version: u64,
+    pub facts: Option<String>,
+}
+
 /// How a caller names an incident: its id or its human number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IncidentRef {
@@ -673,7 +683,9 @@ pub trait Store: WebStore + Send + Sync + 'static {
         since: Timestamp,
         after_number: i64,
         limit: u32,
-    ) -> Result<Vec<(String, i64)>, StoreError>;
+    ) -> Result<Vec<ChangedIncident>, StoreError>;
+    /// Keeps computed metrics facts (JSON) of incidents at a version.
+    async fn put_facts(&self, facts: Vec<(String, u64, String)>) -> Result<(), StoreError>;
     /// Recomputes one incident's chain.
     async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError>;
     /// Recomputes every chain.

@@ -55,6 +55,7 @@ fn migrator() -> Migrator {
         ),
         (8, "web", include_str!("../migrations/postgres/0008_web.sql")),
         (9, "search", include_str!("../migrations/postgres/0009_search.sql")),
+        (10, "facts", include_str!("../migrations/postgres/0010_facts.sql")),
     ]
     .into_iter()
     .map(|(version, name, sql)| {
@@ -1098,9 +1099,11 @@ impl Store for PostgresStore {
         since: Timestamp,
         after_number: i64,
         limit: u32,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+    ) -> Result<Vec<crate::ChangedIncident>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, number FROM incidents WHERE updated_at >= $1 AND number > $2 ORDER BY number LIMIT $3",
+            "SELECT i.id, i.number, i.version, f.facts FROM incidents i
+             LEFT JOIN incident_facts f ON f.incident_id = i.id AND f.version = i.version
+             WHERE i.updated_at >= $1 AND i.number > $2 ORDER BY i.number LIMIT $3",
         )
         .bind(since.as_micros())
         .bind(after_number)
@@ -1110,12 +1113,37 @@ impl Store for PostgresStore {
         .map_err(map_err)?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    row.try_get("id").map_err(map_err)?,
-                    row.try_get("number").map_err(map_err)?,
-                ))
+                Ok(crate::ChangedIncident {
+                    id: row.try_get("id").map_err(map_err)?,
+                    number: row.try_get("number").map_err(map_err)?,
+                    version: u64::try_from(row.try_get::<i64, _>("version").map_err(map_err)?).unwrap_or(0),
+                    facts: row.try_get("facts").map_err(map_err)?,
+                })
             })
             .collect()
+    }
+
+    async fn put_facts(&self, facts: Vec<(String, u64, String)>) -> Result<(), StoreError> {
+        if facts.is_empty() {
+            return Ok(());
+        }
+        let (ids, rest): (Vec<String>, Vec<(u64, String)>) = facts.into_iter().map(|(i, v, f)| (i, (v, f))).unzip();
+        let (versions, docs): (Vec<i64>, Vec<String>) = rest
+            .into_iter()
+            .map(|(v, f)| (i64::try_from(v).unwrap_or(i64::MAX), f))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO incident_facts (incident_id, version, facts)
+             SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[])
+             ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, facts = excluded.facts",
+        )
+        .bind(&ids)
+        .bind(&versions)
+        .bind(&docs)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {

@@ -7,6 +7,7 @@ use crate::harness::{App, Caller, Engine};
 use crate::on_both_engines;
 
 on_both_engines!(
+    kept_facts_follow_the_timeline_when_a_finished_incident_changes,
     metrics_come_from_claimed_timeline_times_with_counts_groups_and_csv,
     metrics_refuse_bad_periods_groupings_and_end_users,
 );
@@ -179,4 +180,52 @@ async fn metrics_refuse_bad_periods_groupings_and_end_users(engine: Engine) {
         200,
         "the last 30 days by default"
     );
+}
+
+async fn kept_facts_follow_the_timeline_when_a_finished_incident_changes(engine: Engine) {
+    let app = App::start(engine).await;
+    let a = &app.agent;
+    let done = a
+        .incident(json!({"title": "Printer", "occurred_at": "2026-01-05T09:00:00Z"}))
+        .await;
+    at(a, &done, "accept", "2026-01-05T09:30:00Z", json!({})).await;
+    at(
+        a,
+        &done,
+        "resolve",
+        "2026-01-05T10:00:00Z",
+        json!({"code": "fixed", "notes": "toner"}),
+    )
+    .await;
+    at(a, &done, "close", "2026-01-06T10:00:00Z", json!({})).await;
+    let url = "/api/v1/metrics?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z";
+    let first = a.get(url).await.ok()["groups"][0]["metrics"].clone();
+    assert_eq!(first["reopen_rate"]["value"], 0.0);
+    let kept = app.db.scalar("SELECT CAST(COUNT(*) AS TEXT) FROM incident_facts").await;
+    assert_eq!(kept.as_deref(), Some("1"), "a closed incident's facts are kept");
+    let again = a.get(url).await.ok()["groups"][0]["metrics"].clone();
+    assert_eq!(first, again, "kept facts give the same report");
+    // A later entry (a comment: closed incidents take no other change) makes the kept
+    // facts stale; they are folded again and kept for the new version.
+    a.post(
+        &format!(
+            "/api/v1/incidents/{}/comments",
+            done["key"].as_str().unwrap_or_default()
+        ),
+        json!({"body": "note"}),
+    )
+    .await
+    .ok();
+    let version = a
+        .get(&format!(
+            "/api/v1/incidents/{}",
+            done["key"].as_str().unwrap_or_default()
+        ))
+        .await
+        .ok()["version"]
+        .clone();
+    let after = a.get(url).await.ok()["groups"][0]["metrics"].clone();
+    assert_eq!(after, first);
+    let kept_version = app.db.scalar("SELECT CAST(version AS TEXT) FROM incident_facts").await;
+    assert_eq!(kept_version, Some(version.to_string()), "kept for the current version");
 }

@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0007_contact_methods.sql"),
     include_str!("../../migrations/sqlite/0008_web.sql"),
     include_str!("../../migrations/sqlite/0009_search.sql"),
+    include_str!("../../migrations/sqlite/0010_facts.sql"),
 ];
 
 /// Tuning of the SQLite adapter.
@@ -1046,21 +1047,50 @@ impl Store for SqliteStore {
         since: Timestamp,
         after_number: i64,
         limit: u32,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+    ) -> Result<Vec<crate::ChangedIncident>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id, number FROM incidents WHERE updated_at >= ?1 AND number > ?2 ORDER BY number LIMIT ?3",
+                    "SELECT i.id, i.number, i.version, f.facts FROM incidents i
+                     LEFT JOIN incident_facts f ON f.incident_id = i.id AND f.version = i.version
+                     WHERE i.updated_at >= ?1 AND i.number > ?2 ORDER BY i.number LIMIT ?3",
                 )
                 .map_err(map_err)?;
             let rows = stmt
                 .query_map(params![since.as_micros(), after_number, i64::from(limit)], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    Ok(crate::ChangedIncident {
+                        id: r.get(0)?,
+                        number: r.get(1)?,
+                        version: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                        facts: r.get(3)?,
+                    })
                 })
                 .map_err(map_err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
         })
         .await
+    }
+
+    async fn put_facts(&self, facts: Vec<(String, u64, String)>) -> Result<(), StoreError> {
+        if facts.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write(move |session| {
+                let mut stmt = session
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO incident_facts (incident_id, version, facts) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, facts = excluded.facts",
+                    )
+                    .map_err(map_err)?;
+                for (id, version, json) in &facts {
+                    stmt.execute(params![id, i64::try_from(*version).unwrap_or(i64::MAX), json])
+                        .map_err(map_err)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {
