@@ -919,19 +919,10 @@ struct Sim<'a> {
 
 impl<'a> Sim<'a> {
     fn push(&mut self, at: i64, kind: &'static str, actor: &str, fields: Map<String, Value>, stats: &mut Stats) {
-        let at = if at < self.last_at {
-            stats.clamped_times += 1;
-            self.last_at
-        } else {
-            at
-        };
-        self.last_at = at;
-        let mut event = Map::new();
-        event.insert("at".into(), Value::String(rfc3339(at)));
-        event.insert("kind".into(), Value::String(kind.into()));
-        event.insert("actor".into(), Value::String(actor.into()));
-        event.extend(fields);
-        self.events.push(Value::Object(event));
+        let (event, clamped) =
+            crate::import_servicenow::timed_event(rfc3339, &mut self.last_at, at, kind, actor, fields);
+        stats.clamped_times += u64::from(clamped);
+        self.events.push(event);
         stats.events += 1;
         *stats.events_by_kind.entry(kind).or_default() += 1;
     }
@@ -1606,10 +1597,11 @@ Phone = "phone"
     fn the_whole_helpdesk_log_converts_with_the_example_mapping() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let path = root.join("../../../shared/data/helpdesk-4tu-italian-software-company/helpdesk.csv");
-        if !path.exists() {
-            eprintln!("skipped: {} not found", path.display());
-            return;
-        }
+        assert!(
+            path.exists(),
+            "the data set is expected at {} (../shared/data)",
+            path.display()
+        );
         let mapping = Mapping::load(&root.join("../../docs/examples/helpdesk-mapping.toml")).expect("mapping");
         let started = std::time::Instant::now();
         let c = convert(&mapping, std::fs::File::open(&path).expect("opens")).expect("converts");

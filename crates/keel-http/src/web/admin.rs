@@ -344,8 +344,6 @@ async fn catalogue_page(
         Ok(loaded) => loaded,
         Err(error) => return error_page(Some(viewer), &error),
     };
-    let users = state.store.list_users().await.unwrap_or_default();
-    let staff: Vec<_> = users.iter().filter(|u| u.role.is_staff()).collect();
     let catalogue = &routing.catalogue;
     let csrf = viewer.csrf_field();
     let (title, body) = match kind {
@@ -370,9 +368,9 @@ async fn catalogue_page(
                     label for="c-name" { "Name" } input #c-name name="name" value=(kept.name) required maxlength="200";
                     label for="c-description" { "Description" } input #c-description name="description" value=(kept.description);
                     label for="c-lead" { "Lead" }
-                    select #c-lead name="lead" { option value="" { "(none)" } @for u in &staff { option value=(u.id) { (u.name) } } }
+                    select #c-lead name="lead" { option value="" { "(none)" } @for (id, name) in &names.staff { option value=(id) { (name) } } }
                     label for="c-members" { "Members" }
-                    select #c-members name="members" multiple size="5" { @for u in &staff { option value=(u.id) { (u.name) } } }
+                    select #c-members name="members" multiple size="5" { @for (id, name) in &names.staff { option value=(id) { (name) } } }
                     label for="c-wip" { "WIP limit of Accepted (optional)" } input #c-wip name="wip_accepted" inputmode="numeric";
                     button.primary type="submit" { "Create team" }
                 }

@@ -82,8 +82,6 @@ async fn build(state: &AppState, viewer: &Viewer, id: &str, error: Option<&str>)
     let last_seq = entries.last().map_or(0, |e| e.seq);
     let csrf = viewer.csrf_field();
     let action = |name: &str| format!("/incidents/{key}/actions/{name}");
-    let users = state.store.list_users().await?;
-    let staff: Vec<_> = users.iter().filter(|u| u.role.is_staff() && !u.disabled).collect();
     let markup = html! {
         div.incident-head {
             h1 { span.key { (key) } " " (incident.title) }
@@ -278,11 +276,11 @@ async fn build(state: &AppState, viewer: &Viewer, id: &str, error: Option<&str>)
                             label for="assign-owner" { "Owner" }
                             select #assign-owner name="owner" {
                                 option value="" { "(keep " (names.of(incident.owner.as_str())) ")" }
-                                @for u in &staff { option value=(u.id) { (u.name) } }
+                                @for (id, name) in &names.staff { option value=(id) { (name) } }
                             }
                             label for="assign-collaborators" { "Add collaborators" }
                             select #assign-collaborators name="collaborators" multiple size="4" {
-                                @for u in &staff { option value=(u.id) { (u.name) } }
+                                @for (id, name) in &names.staff { option value=(id) { (name) } }
                             }
                             button type="submit" { "Assign" }
                         }
