@@ -61,6 +61,10 @@ pub struct BenchArgs {
     /// (e.g. 100000), one request at a time.
     #[arg(long, default_value_t = 0)]
     pub page_incidents: usize,
+    /// Also time the metrics reports and the dashboard over this many
+    /// incidents (e.g. 1000000), after rebuilding and loading their facts.
+    #[arg(long, default_value_t = 0)]
+    pub metrics_incidents: usize,
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
@@ -285,6 +289,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let page_store = Arc::clone(&store);
+    let metrics_store = Arc::clone(&store);
     let router = app(&settings, store, clock);
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
@@ -305,6 +310,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.page_incidents,
                 args.concurrency,
                 args.database_url.as_deref(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let metrics_figures = if args.metrics_incidents > 0 {
+        Some(
+            crate::bench_metrics::measure(
+                Arc::clone(&metrics_store),
+                Arc::new(settings.matrix.clone()),
+                &format!("http://{address}"),
+                &secret,
+                &user_id,
+                args.metrics_incidents,
+                args.concurrency,
             )
             .await?,
         )
@@ -409,7 +430,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             json!({"engine": engine, "concurrency": args.concurrency, "seconds_per_phase": args.seconds,
-                   "peak_rss_mb": peak_rss_mb, "phases": items, "sla_sweep": sla_figures, "web_pages": page_figures})
+                   "peak_rss_mb": peak_rss_mb, "phases": items, "sla_sweep": sla_figures, "web_pages": page_figures,
+                   "metrics": metrics_figures})
         );
     } else {
         println!(
@@ -446,6 +468,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 f("first_sweep_per_sec"),
                 f("idle_sweep_ms")
             );
+        }
+        if let Some(m) = &metrics_figures {
+            let f = |key: &str| m[key].as_f64().unwrap_or_default();
+            println!(
+                "Metrics over {} incidents (seeded in {:.1} s): rebuild {:.1} s, a node's load {:.2} s, \
+                 first report {:.2} s; {} requests each, one at a time:",
+                m["incidents"],
+                f("seed_s"),
+                f("rebuild_s"),
+                f("load_s"),
+                f("first_report_s"),
+                m["requests_per_report"]
+            );
+            println!("{:<80} {:>9} {:>9} {:>12}", "report", "p50 ms", "p99 ms", "p50/healthz");
+            if let Some(map) = m["reports"].as_object() {
+                for (path, r) in map {
+                    let g = |k: &str| r[k].as_f64().unwrap_or_default();
+                    println!(
+                        "{path:<80} {:>9.1} {:>9.1} {:>12.1}",
+                        g("p50_ms"),
+                        g("p99_ms"),
+                        g("p50_vs_healthz")
+                    );
+                }
+            }
         }
         if let Some(pages) = &page_figures {
             println!(

@@ -199,7 +199,7 @@ async fn seed(
     Ok(())
 }
 
-fn resolve() -> Command {
+pub(crate) fn resolve() -> Command {
     Command::Resolve {
         code: "fixed".into(),
         notes: "Fixed for the page benchmark.".into(),
@@ -209,7 +209,7 @@ fn resolve() -> Command {
     }
 }
 
-fn close() -> Command {
+pub(crate) fn close() -> Command {
     Command::Close {
         note: None,
         closure: keel_domain::ClosureInput::default(),

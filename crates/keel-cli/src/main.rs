@@ -3,6 +3,7 @@
 //! subcommands are a client of a running server (`--server`, `--token`).
 
 mod bench;
+mod bench_metrics;
 mod bench_pages;
 mod client;
 mod client_catalogue;
@@ -13,6 +14,7 @@ mod config;
 mod demo;
 mod import_csv;
 mod import_servicenow;
+mod rebuild;
 mod serve;
 mod verify;
 
@@ -41,6 +43,8 @@ enum Commands {
     Serve(serve::ServeArgs),
     /// Check every incident's hash chain in the database, offline.
     Verify(verify::VerifyArgs),
+    /// Recompute the metrics' per-incident facts from every timeline, offline.
+    RebuildMetrics(rebuild::RebuildArgs),
     /// Measure incident creation and timeline appends through the HTTP API.
     Bench(bench::BenchArgs),
     /// Configuration helpers.
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         match cli.command {
             Commands::Serve(args) => serve::run(args).await,
             Commands::Verify(args) => verify::run(args).await,
+            Commands::RebuildMetrics(args) => rebuild::run(args).await,
             Commands::Bench(args) => bench::run(args).await,
             Commands::Config(command) => config::run(&command),
             Commands::Incident(command) => client_catalogue::incident(command).await,

@@ -155,6 +155,20 @@ fn uuid_v7() -> String {
 /// Builds the app for settings and an opened store.
 pub fn app(settings: &Settings, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> axum::Router {
     let state = AppState::new(store, clock, settings.matrix.clone());
+    // Load the metrics' facts now rather than on the first report.
+    let warming = state.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        match warming.facts.warm(&*warming.store, warming.clock.now()).await {
+            Ok(done) => tracing::info!(
+                incidents = done.known,
+                folded = done.folded,
+                seconds = started.elapsed().as_secs_f64(),
+                "metrics facts loaded"
+            ),
+            Err(error) => tracing::warn!(%error, "metrics facts not loaded; the first report will load them"),
+        }
+    });
     if settings.workers {
         keel_http::workers::spawn(state.clone(), settings.notify_webhook.clone());
     }

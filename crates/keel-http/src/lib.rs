@@ -9,6 +9,7 @@ pub mod catalogue;
 mod dto;
 pub mod error;
 mod extract;
+pub mod facts;
 pub mod import;
 mod incidents;
 pub mod ingest;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub catalogue_cache: Arc<catalogue::CatalogueCache>,
     pub metrics: PrometheusHandle,
     pub openapi: Arc<utoipa::openapi::OpenApi>,
+    /// The metrics' per-incident facts held by this node.
+    pub facts: Arc<facts::FactsCache>,
 }
 
 impl AppState {
@@ -91,6 +94,7 @@ impl AppState {
             catalogue_cache: Arc::new(catalogue::CatalogueCache::default()),
             metrics: metrics_handle(),
             openapi: Arc::new(openapi_document()),
+            facts: Arc::new(facts::FactsCache::default()),
         }
     }
 }

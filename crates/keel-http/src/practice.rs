@@ -2,19 +2,19 @@
 //! period, optionally grouped (team, service, CI, category, priority,
 //! source) and filtered by the same contexts, each value with the count
 //! behind it and the change against the previous period of the same length.
-//! Computed from the timelines (JSON, or CSV with `format=csv`); the facts
-//! of finished incidents are kept per version (`incident_facts`), so a
-//! history is folded once; incidents are read in pages.
+//! Computed from the timelines (JSON, or CSV with `format=csv`) through each
+//! incident's facts, which every node holds in memory and keeps up to date
+//! (`crate::facts`): a report is one pass over memory, off the async threads.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use keel_domain::Role;
 use keel_domain::metrics::{self, GroupKey, IncidentFacts, Period};
-use keel_store::IncidentRef;
+use keel_domain::{Role, Source};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -24,12 +24,10 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiQuery;
 
-/// Incidents read per page while gathering facts.
-const PAGE: u32 = 500;
 const DAY_MICROS: i64 = 24 * 3600 * 1_000_000;
 
 /// Period, grouping and filters of `GET /api/v1/metrics`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsQuery {
     /// Start (RFC 3339); default: 30 days before `to`.
@@ -66,62 +64,51 @@ fn group_key(name: &str) -> ApiResult<GroupKey> {
     })
 }
 
-/// The facts of every incident that may count in `since`..now. Facts of
-/// finished incidents (closed or cancelled: nothing in them depends on now)
-/// are kept per incident version and read back instead of refolding the
-/// timeline; a newer version makes them stale, so they always match it.
-pub(crate) async fn gather(state: &AppState, since: keel_domain::Timestamp) -> ApiResult<Vec<IncidentFacts>> {
-    let system = keel_store::plan::system_actor().user;
-    let now = state.clock.now();
-    let mut facts = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = state.store.incidents_changed_since(since, after, PAGE).await?;
-        let Some(last) = page.last().map(|c| c.number) else {
-            break;
-        };
-        let mut computed = Vec::new();
-        for changed in &page {
-            if let Some(kept) = changed
-                .facts
-                .as_deref()
-                .and_then(|json| serde_json::from_str::<IncidentFacts>(json).ok())
-            {
-                facts.push(kept);
-                continue;
-            }
-            let entries = state
-                .store
-                .timeline(&IncidentRef::Id(changed.id.clone()), 0, None)
-                .await?;
-            if let Some(f) = metrics::facts(&entries, &system, now) {
-                let finished = matches!(f.state, keel_domain::State::Closed | keel_domain::State::Cancelled);
-                if finished && let Ok(json) = serde_json::to_string(&f) {
-                    computed.push((changed.id.clone(), changed.version, json));
-                }
-                facts.push(f);
-            }
-        }
-        state.store.put_facts(computed).await?;
-        after = last;
-    }
-    Ok(facts)
+/// The facts of every incident as of now, from this node's copy caught up
+/// with every write (see `crate::facts`).
+pub(crate) async fn gather(state: &AppState) -> ApiResult<Vec<Arc<IncidentFacts>>> {
+    Ok(state.facts.current(&*state.store, state.clock.now()).await?)
 }
 
-fn matches(f: &IncidentFacts, query: &MetricsQuery) -> bool {
-    let same = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| Some(w) == have);
-    let source = serde_json::to_value(f.source).ok();
-    same(&query.team, f.team.as_deref())
-        && same(&query.service, f.service.as_deref())
-        && same(&query.ci, f.ci.as_deref())
-        && same(&query.category, f.category.as_deref())
-        && query
-            .priority
+/// The filters of a query, parsed once.
+struct Filter {
+    query: MetricsQuery,
+    source: Option<Source>,
+}
+
+impl Filter {
+    fn new(query: &MetricsQuery) -> ApiResult<Self> {
+        let source = query
+            .source
             .as_deref()
-            .is_none_or(|p| p.eq_ignore_ascii_case(f.priority.as_str()))
-        && same(&query.source, source.as_ref().and_then(Value::as_str))
-}
+            .map(|s| {
+                serde_json::from_value::<Source>(Value::String(s.to_string())).map_err(|_| {
+                    ApiError::invalid(format!(
+                        "source must be one of user, monitoring, specialist, supplier; not {s:?}"
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            query: query.clone(),
+            source,
+        })
+    }
 
+    fn matches(&self, f: &IncidentFacts) -> bool {
+        let query = &self.query;
+        let same = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| Some(w) == have);
+        same(&query.team, f.team.as_deref())
+            && same(&query.service, f.service.as_deref())
+            && same(&query.ci, f.ci.as_deref())
+            && same(&query.category, f.category.as_deref())
+            && query
+                .priority
+                .as_deref()
+                .is_none_or(|p| p.eq_ignore_ascii_case(f.priority.as_str()))
+            && self.source.is_none_or(|s| s == f.source)
+    }
+}
 /// Practice metrics for a period: every metric of metrics.md with the count behind it and the change
 /// against the previous period of the same length, optionally per team, service, CI, category, priority
 /// or source.
@@ -149,22 +136,26 @@ pub async fn report(
     let key = query.group_by.as_deref().map(group_key).transpose()?;
     let period = Period { from, to };
     let previous = period.previous();
-    let facts: Vec<IncidentFacts> = gather(&state, previous.from)
-        .await?
-        .into_iter()
-        .filter(|f| matches(f, &query))
-        .collect();
-    let groups: BTreeMap<String, Vec<&IncidentFacts>> = match key {
-        Some(key) => metrics::group_by(&facts, key),
-        None => BTreeMap::from([("all".to_string(), facts.iter().collect())]),
-    };
-    let mut out = Vec::new();
-    for (name, members) in &groups {
-        let current = metrics::report(members.iter().copied(), period, None);
-        let before = metrics::report(members.iter().copied(), previous, None);
-        let trend = metrics::compare(&current, &before);
-        out.push((name.clone(), current, trend));
-    }
+    let filter = Filter::new(&query)?;
+    let all = gather(&state).await?;
+    // A pass over every incident's facts: off the async threads.
+    let out = tokio::task::spawn_blocking(move || {
+        let facts: Vec<&IncidentFacts> = all.iter().map(Arc::as_ref).filter(|f| filter.matches(f)).collect();
+        let groups: BTreeMap<String, Vec<&IncidentFacts>> = match key {
+            Some(key) => metrics::group_by(facts.iter().copied(), key),
+            None => BTreeMap::from([("all".to_string(), facts)]),
+        };
+        let mut out = Vec::new();
+        for (name, members) in &groups {
+            let current = metrics::report(members.iter().copied(), period, None);
+            let before = metrics::report(members.iter().copied(), previous, None);
+            let trend = metrics::compare(&current, &before);
+            out.push((name.clone(), current, trend));
+        }
+        out
+    })
+    .await
+    .map_err(|e| keel_store::StoreError::Other(format!("metrics computation failed: {e}")))?;
     if csv {
         let mut text = String::from("group,metric,current,count,previous,change\n");
         for (name, _, trend) in &out {

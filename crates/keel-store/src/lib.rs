@@ -479,7 +479,18 @@ pub struct ChangedIncident {
     pub id: String,
     pub number: i64,
     pub version: u64,
+    /// Server time of the incident's last write.
+    pub updated_at: Timestamp,
     pub facts: Option<String>,
+}
+
+/// Where a walk over incidents by time of last write continues: after the
+/// incident written at `updated_at` with `number` (number 0 starts at
+/// `updated_at` itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WrittenAfter {
+    pub updated_at: Timestamp,
+    pub number: i64,
 }
 
 /// How a caller names an incident: its id or its human number.
@@ -674,18 +685,22 @@ pub trait Store: WebStore + Send + Sync + 'static {
         after_seq: u64,
         limit: Option<u32>,
     ) -> Result<Vec<Entry>, StoreError>;
-    /// Incidents (id, number) whose timeline gained an entry at or after
-    /// `since` (server time), numbered above `after_number`, by number, at most
-    /// `limit`: every incident a metric over a period from `since` can count
-    /// (claimed times never lie after the recorded ones).
+    /// Incidents in order of their last write (server time, then number),
+    /// after `after`, at most `limit`, each (`with_facts`) with the metrics
+    /// facts kept for its current version: how a node's metrics catch up
+    /// with every write.
     async fn incidents_changed_since(
         &self,
-        since: Timestamp,
-        after_number: i64,
+        after: WrittenAfter,
         limit: u32,
+        with_facts: bool,
     ) -> Result<Vec<ChangedIncident>, StoreError>;
-    /// Keeps computed metrics facts (JSON) of incidents at a version.
+    /// Keeps computed metrics facts (JSON) of incidents at a version (a row
+    /// kept for a newer version stays).
     async fn put_facts(&self, facts: Vec<(String, u64, String)>) -> Result<(), StoreError>;
+    /// Forgets every kept metrics fact (they are derived: the next read
+    /// refolds the timelines). Returns how many rows went.
+    async fn clear_facts(&self) -> Result<u64, StoreError>;
     /// Recomputes one incident's chain.
     async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError>;
     /// Recomputes every chain.

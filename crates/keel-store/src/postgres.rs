@@ -56,6 +56,7 @@ fn migrator() -> Migrator {
         (8, "web", include_str!("../migrations/postgres/0008_web.sql")),
         (9, "search", include_str!("../migrations/postgres/0009_search.sql")),
         (10, "facts", include_str!("../migrations/postgres/0010_facts.sql")),
+        (11, "touched", include_str!("../migrations/postgres/0011_touched.sql")),
     ]
     .into_iter()
     .map(|(version, name, sql)| {
@@ -1096,17 +1097,22 @@ impl Store for PostgresStore {
 
     async fn incidents_changed_since(
         &self,
-        since: Timestamp,
-        after_number: i64,
+        after: crate::WrittenAfter,
         limit: u32,
+        with_facts: bool,
     ) -> Result<Vec<crate::ChangedIncident>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT i.id, i.number, i.version, f.facts FROM incidents i
+        let rows = sqlx::query(if with_facts {
+            "SELECT i.id, i.number, i.version, i.updated_at, f.facts FROM incidents i
              LEFT JOIN incident_facts f ON f.incident_id = i.id AND f.version = i.version
-             WHERE i.updated_at >= $1 AND i.number > $2 ORDER BY i.number LIMIT $3",
-        )
-        .bind(since.as_micros())
-        .bind(after_number)
+             WHERE (i.updated_at, i.number) > ($1, $2)
+             ORDER BY i.updated_at, i.number LIMIT $3"
+        } else {
+            "SELECT i.id, i.number, i.version, i.updated_at, NULL::TEXT AS facts FROM incidents i
+             WHERE (i.updated_at, i.number) > ($1, $2)
+             ORDER BY i.updated_at, i.number LIMIT $3"
+        })
+        .bind(after.updated_at.as_micros())
+        .bind(after.number)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
@@ -1117,6 +1123,7 @@ impl Store for PostgresStore {
                     id: row.try_get("id").map_err(map_err)?,
                     number: row.try_get("number").map_err(map_err)?,
                     version: u64::try_from(row.try_get::<i64, _>("version").map_err(map_err)?).unwrap_or(0),
+                    updated_at: Timestamp::from_micros(row.try_get("updated_at").map_err(map_err)?),
                     facts: row.try_get("facts").map_err(map_err)?,
                 })
             })
@@ -1135,7 +1142,8 @@ impl Store for PostgresStore {
         sqlx::query(
             "INSERT INTO incident_facts (incident_id, version, facts)
              SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[])
-             ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, facts = excluded.facts",
+             ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, facts = excluded.facts
+             WHERE incident_facts.version <= excluded.version",
         )
         .bind(&ids)
         .bind(&versions)
@@ -1144,6 +1152,14 @@ impl Store for PostgresStore {
         .await
         .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn clear_facts(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM incident_facts")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn verify_all(&self) -> Result<Vec<IncidentVerification>, StoreError> {

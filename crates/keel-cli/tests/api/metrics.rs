@@ -3,11 +3,13 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{App, Caller, Engine};
+use crate::harness::{App, Caller, Engine, Node};
 use crate::on_both_engines;
 
 on_both_engines!(
+    a_node_reports_what_another_node_wrote_even_with_a_lagging_clock,
     kept_facts_follow_the_timeline_when_a_finished_incident_changes,
+    rebuild_metrics_refolds_every_timeline_and_repairs_a_wrong_kept_fact,
     metrics_come_from_claimed_timeline_times_with_counts_groups_and_csv,
     metrics_refuse_bad_periods_groupings_and_end_users,
 );
@@ -228,4 +230,100 @@ async fn kept_facts_follow_the_timeline_when_a_finished_incident_changes(engine:
     assert_eq!(after, first);
     let kept_version = app.db.scalar("SELECT CAST(version AS TEXT) FROM incident_facts").await;
     assert_eq!(kept_version, Some(version.to_string()), "kept for the current version");
+}
+
+/// Registers, accepts and resolves an incident with claimed times on 2026-01-`day`.
+async fn resolved_on(caller: &Caller, title: &str, day: u32) -> Value {
+    let inc = caller
+        .incident(json!({"title": title, "occurred_at": format!("2026-01-{day:02}T09:00:00Z")}))
+        .await;
+    at(
+        caller,
+        &inc,
+        "accept",
+        &format!("2026-01-{day:02}T09:30:00Z"),
+        json!({}),
+    )
+    .await;
+    at(
+        caller,
+        &inc,
+        "resolve",
+        &format!("2026-01-{day:02}T11:00:00Z"),
+        json!({"code": "fixed", "notes": "done"}),
+    )
+    .await;
+    inc
+}
+
+const JANUARY: &str = "/api/v1/metrics?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z";
+
+fn resolved_count(report: &Value) -> u64 {
+    report["groups"][0]["metrics"]["time_to_resolve"]["count"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+async fn a_node_reports_what_another_node_wrote_even_with_a_lagging_clock(engine: Engine) {
+    let app = App::start(engine).await;
+    let other = Node::start(&app.db, keel_http::HttpConfig::default()).await;
+    let here = &app.agent;
+    let there = app.agent.on(&other);
+    resolved_on(here, "Disk full", 3).await;
+    // The first report loads this node's facts.
+    assert_eq!(resolved_count(&here.get(JANUARY).await.ok().clone()), 1);
+    // Another node writes; this node's next report catches up with it.
+    resolved_on(&there, "Mail queue stuck", 4).await;
+    assert_eq!(resolved_count(&here.get(JANUARY).await.ok().clone()), 2);
+    // A node whose clock lags 10 s stamps its writes earlier than the last
+    // write this node has seen; they are found all the same.
+    resolved_on(here, "VPN flaps", 5).await;
+    assert_eq!(resolved_count(&here.get(JANUARY).await.ok().clone()), 3);
+    other.clock.advance(-10_000_000);
+    resolved_on(&there, "Printer jam", 6).await;
+    let report = here.get(JANUARY).await.ok().clone();
+    assert_eq!(resolved_count(&report), 4, "{report}");
+    // Both nodes agree.
+    let theirs = there.get(JANUARY).await.ok().clone();
+    assert_eq!(report["groups"], theirs["groups"]);
+}
+
+async fn rebuild_metrics_refolds_every_timeline_and_repairs_a_wrong_kept_fact(engine: Engine) {
+    let app = App::start(engine).await;
+    let a = &app.agent;
+    for day in 3..6 {
+        resolved_on(a, &format!("Incident of day {day}"), day).await;
+    }
+    let before = a.get(JANUARY).await.ok().clone();
+    assert_eq!(resolved_count(&before), 3);
+    // A kept fact that no longer matches its timeline (as after a change of a
+    // metric's definition): the rebuild puts the timeline's answer back.
+    app.db
+        .raw("UPDATE incident_facts SET facts = REPLACE(facts, '\"reopened_at_least_once\":false', '\"reopened_at_least_once\":true')")
+        .await
+        .expect("tamper");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["rebuild-metrics", "--database-url", &app.db.url, "--json"])
+        .env_remove("KEEL_CONFIG")
+        .env_remove("KEEL_DATA_DIR")
+        .env_remove("KEEL_DATABASE_URL")
+        .output()
+        .expect("runs keel rebuild-metrics");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let outcome: Value = serde_json::from_slice(&output.stdout).expect("JSON outcome");
+    assert_eq!(outcome["cleared"], 3, "{outcome}");
+    assert_eq!(outcome["folded"], 3, "{outcome}");
+    let kept = app.db.scalar("SELECT CAST(COUNT(*) AS TEXT) FROM incident_facts").await;
+    assert_eq!(kept.as_deref(), Some("3"));
+    let tampered = app
+        .db
+        .scalar(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM incident_facts WHERE facts LIKE '%\"reopened_at_least_once\":true%'",
+        )
+        .await;
+    assert_eq!(tampered.as_deref(), Some("0"), "the rebuild folded the timelines again");
+    // A node started after the rebuild reports what the first one did.
+    let fresh = Node::start(&app.db, keel_http::HttpConfig::default()).await;
+    let after = a.on(&fresh).get(JANUARY).await.ok().clone();
+    assert_eq!(after["groups"], before["groups"]);
 }

@@ -165,15 +165,14 @@ async fn build(state: &AppState, viewer: &Viewer, monthly: bool) -> Result<Marku
     let now = state.clock.now();
     let summary = state.store.backlog_summary(now).await?;
     let spans = periods(now, monthly);
-    let since = spans.first().map_or(now, |(_, p)| p.from);
-    let facts = crate::practice::gather(state, since).await?;
+    let facts = crate::practice::gather(state).await?;
     let reports: Vec<(String, Period, Headlines)> = spans
         .iter()
         .map(|(label, period)| {
             (
                 label.clone(),
                 *period,
-                metrics::report(&facts, *period, None).headlines(),
+                metrics::report(facts.iter().map(AsRef::as_ref), *period, None).headlines(),
             )
         })
         .collect();
@@ -363,7 +362,7 @@ pub(crate) async fn incidents(
             .map_err(|_| ApiError::invalid("from is not a time"))?;
         let to: Timestamp = query.to.parse().map_err(|_| ApiError::invalid("to is not a time"))?;
         let period = Period { from, to };
-        let facts = crate::practice::gather(&state, from).await?;
+        let facts = crate::practice::gather(&state).await?;
         let mut numbers: Vec<i64> = facts
             .iter()
             .filter(|f| !f.cancelled && family.instant(f).is_some_and(|t| period.contains(t)))

@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0008_web.sql"),
     include_str!("../../migrations/sqlite/0009_search.sql"),
     include_str!("../../migrations/sqlite/0010_facts.sql"),
+    include_str!("../../migrations/sqlite/0011_touched.sql"),
 ];
 
 /// Tuning of the SQLite adapter.
@@ -1044,25 +1045,31 @@ impl Store for SqliteStore {
 
     async fn incidents_changed_since(
         &self,
-        since: Timestamp,
-        after_number: i64,
+        after: crate::WrittenAfter,
         limit: u32,
+        with_facts: bool,
     ) -> Result<Vec<crate::ChangedIncident>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT i.id, i.number, i.version, f.facts FROM incidents i
+                .prepare_cached(if with_facts {
+                    "SELECT i.id, i.number, i.version, i.updated_at, f.facts FROM incidents i INDEXED BY incidents_updated
                      LEFT JOIN incident_facts f ON f.incident_id = i.id AND f.version = i.version
-                     WHERE i.updated_at >= ?1 AND i.number > ?2 ORDER BY i.number LIMIT ?3",
-                )
+                     WHERE i.updated_at >= ?1 AND (i.updated_at > ?1 OR i.number > ?2)
+                     ORDER BY i.updated_at, i.number LIMIT ?3"
+                } else {
+                    "SELECT i.id, i.number, i.version, i.updated_at, NULL FROM incidents i INDEXED BY incidents_updated
+                     WHERE i.updated_at >= ?1 AND (i.updated_at > ?1 OR i.number > ?2)
+                     ORDER BY i.updated_at, i.number LIMIT ?3"
+                })
                 .map_err(map_err)?;
             let rows = stmt
-                .query_map(params![since.as_micros(), after_number, i64::from(limit)], |r| {
+                .query_map(params![after.updated_at.as_micros(), after.number, i64::from(limit)], |r| {
                     Ok(crate::ChangedIncident {
                         id: r.get(0)?,
                         number: r.get(1)?,
                         version: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                        facts: r.get(3)?,
+                        updated_at: Timestamp::from_micros(r.get(3)?),
+                        facts: r.get(4)?,
                     })
                 })
                 .map_err(map_err)?;
@@ -1081,7 +1088,8 @@ impl Store for SqliteStore {
                     .conn
                     .prepare_cached(
                         "INSERT INTO incident_facts (incident_id, version, facts) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, facts = excluded.facts",
+                         ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, facts = excluded.facts
+                         WHERE incident_facts.version <= excluded.version",
                     )
                     .map_err(map_err)?;
                 for (id, version, json) in &facts {
@@ -1089,6 +1097,18 @@ impl Store for SqliteStore {
                         .map_err(map_err)?;
                 }
                 Ok(())
+            })
+            .await
+    }
+
+    async fn clear_facts(&self) -> Result<u64, StoreError> {
+        self.writer
+            .write(|session| {
+                let gone = session
+                    .conn
+                    .execute("DELETE FROM incident_facts", [])
+                    .map_err(map_err)?;
+                Ok(u64::try_from(gone).unwrap_or(0))
             })
             .await
     }
