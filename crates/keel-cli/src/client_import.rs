@@ -48,6 +48,11 @@ pub struct ImportArgs {
     /// holds with the log's own final values (state, reopens, reassignments).
     #[arg(long)]
     pub check: bool,
+    /// With --from servicenow: the team that stands for an empty assignment
+    /// group (incidents opened without one, and groups cleared), so that moves
+    /// to and from it count as reassignments, as in ServiceNow.
+    #[arg(long, value_name = "NAME", default_value = crate::import_servicenow::NO_GROUP_TEAM)]
+    pub no_group_team: String,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -92,17 +97,21 @@ fn lines(args: &ImportArgs) -> anyhow::Result<Vec<String>> {
 fn servicenow(args: &ImportArgs) -> anyhow::Result<(Vec<String>, Vec<crate::import_servicenow::IncidentCheck>)> {
     let file =
         crate::import_servicenow::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
-    let conversion = crate::import_servicenow::convert(file)?;
+    let conversion = crate::import_servicenow::convert(file, &args.no_group_team)?;
     let keep = args.limit.unwrap_or(usize::MAX);
     let lines = conversion.records.iter().take(keep).map(Value::to_string).collect();
     let checks = conversion.stats.per_incident.into_iter().take(keep).collect();
     Ok((lines, checks))
 }
 
-/// How keel's imported records compare with the log's final values.
+/// How the incidents keel stored compare with the log's final values: the
+/// state, reopens and reassignments each incident has in keel
+/// (`GET /api/v1/incidents/{number}`), not the converted events; mismatched
+/// reassignments by cause ([`crate::import_servicenow::IncidentCheck::reassignment_gap`]).
 async fn check(client: &Client, checks: &[crate::import_servicenow::IncidentCheck]) -> anyhow::Result<Value> {
     let (mut state, mut reopens, mut reassignments, mut seen) = (0_usize, 0_usize, 0_usize, 0_usize);
     let (mut log_reopened, mut keel_reopened, mut log_moves, mut keel_moves) = (0_usize, 0_usize, 0_u64, 0_u64);
+    let mut stored = Vec::with_capacity(checks.len());
     for expected in checks {
         let incident = client
             .call(
@@ -121,7 +130,9 @@ async fn check(client: &Client, checks: &[crate::import_servicenow::IncidentChec
         keel_reopened += usize::from(count("reopens") > 0);
         log_moves += u64::from(expected.log_reassignments);
         keel_moves += count("reassignments");
+        stored.push((expected, u32::try_from(count("reassignments")).unwrap_or(u32::MAX)));
     }
+    let gaps = crate::import_servicenow::reassignment_gaps(stored);
     let share = |n: usize| if seen == 0 { 0.0 } else { n as f64 / seen as f64 };
     Ok(serde_json::json!({
         "incidents": seen,
@@ -132,6 +143,7 @@ async fn check(client: &Client, checks: &[crate::import_servicenow::IncidentChec
         "keel_reopen_rate": share(keel_reopened),
         "log_mean_reassignments": log_moves as f64 / seen.max(1) as f64,
         "keel_mean_reassignments": keel_moves as f64 / seen.max(1) as f64,
+        "reassignment_mismatches": gaps,
     }))
 }
 
@@ -217,6 +229,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 f["log_mean_reassignments"].as_f64().unwrap_or(0.0),
                 f["keel_mean_reassignments"].as_f64().unwrap_or(0.0),
             );
+            for (kind, gap) in f["reassignment_mismatches"].as_object().into_iter().flatten() {
+                println!(
+                    "  reassignments differ in {} incidents: {kind} (e.g. INC{:07})",
+                    gap["count"],
+                    gap["sample"].as_u64().unwrap_or(0)
+                );
+            }
         }
         println!(
             "Imported {imported} incidents ({entries} timeline entries), skipped {skipped} already there, \
