@@ -19,7 +19,9 @@
 //!
 //! SLA verdicts are the exception to the rule: the SLA clocks run on server
 //! time (`recorded_at`), so the response and resolution entries are compared
-//! with the announced due times by their `recorded_at`.
+//! with the announced due times by their `recorded_at` — unless the targets
+//! were announced with a claimed time, as a replayed import does
+//! (`sla_watch::replay`): that history runs on claimed time throughout.
 //!
 //! # Facts of one incident
 //!
@@ -157,6 +159,12 @@ fn at(entry: &Entry) -> Timestamp {
     entry.occurred_at.unwrap_or(entry.recorded_at)
 }
 
+/// The time an entry counts at for the SLA: server time, unless the targets
+/// were announced in claimed time (a replayed history).
+fn sla_time(entry: &Entry, claimed: bool) -> Timestamp {
+    if claimed { at(entry) } else { entry.recorded_at }
+}
+
 /// The wire name of a hold reason.
 #[must_use]
 pub const fn hold_reason_name(reason: HoldReason) -> &'static str {
@@ -244,6 +252,9 @@ pub fn facts(entries: &[Entry], system_actor: &UserId, now: Timestamp) -> Option
     let mut breached: Vec<&str> = Vec::new();
     let mut response_due = None;
     let mut resolution_due = None;
+    // Targets announced with a claimed time (a replayed history) run on
+    // claimed time; the live sweep's run on server time.
+    let mut targets_claimed = false;
 
     let mut end_hold = |open: &mut Option<(HoldReason, Timestamp)>, until: Timestamp| {
         if let Some((reason, since)) = open.take() {
@@ -316,6 +327,7 @@ pub fn facts(entries: &[Entry], system_actor: &UserId, now: Timestamp) -> Option
             } => {
                 response_due = *r;
                 resolution_due = *d;
+                targets_claimed = entry.occurred_at.is_some();
             }
             Change::SlaBreached { target, .. } => breached.push(target.as_str()),
             Change::AlertRecovered { .. }
@@ -362,12 +374,12 @@ pub fn facts(entries: &[Entry], system_actor: &UserId, now: Timestamp) -> Option
     let acceptance_target_met = verdict(
         breached.contains(&"response"),
         response_due,
-        responded.map(|e| (e.recorded_at, hold_or_reopen_before_response)),
+        responded.map(|e| (sla_time(e, targets_claimed), hold_or_reopen_before_response)),
     );
     let resolution_target_met = verdict(
         breached.contains(&"resolution"),
         resolution_due,
-        standing.map(|(e, _)| (e.recorded_at, hold_or_reopen_before_resolution)),
+        standing.map(|(e, _)| (sla_time(e, targets_claimed), hold_or_reopen_before_resolution)),
     );
 
     let detected_by_monitoring = registration.source == Source::Monitoring
@@ -555,20 +567,6 @@ fn durations(mut micros: Vec<i64>) -> DurationMetric {
     }
 }
 
-fn share(flags: impl IntoIterator<Item = bool>) -> ShareMetric {
-    let (mut count, mut hits) = (0usize, 0usize);
-    for flag in flags {
-        count += 1;
-        hits += usize::from(flag);
-    }
-    ShareMetric {
-        value: (count > 0).then(|| hits as f64 / count as f64),
-        count,
-        hits,
-        note: None,
-    }
-}
-
 fn mean(values: &[f64]) -> MeanMetric {
     MeanMetric {
         value: (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64),
@@ -594,131 +592,165 @@ fn undefined(note: &'static str) -> ShareMetric {
     }
 }
 
+/// Counts of a share as it is accumulated.
+#[derive(Default)]
+struct Tally {
+    count: usize,
+    hits: usize,
+}
+
+impl Tally {
+    fn add(&mut self, hit: bool) {
+        self.count += 1;
+        self.hits += usize::from(hit);
+    }
+
+    fn share(&self) -> ShareMetric {
+        ShareMetric {
+            value: (self.count > 0).then(|| self.hits as f64 / self.count as f64),
+            count: self.count,
+            hits: self.hits,
+            note: None,
+        }
+    }
+}
+
 /// Every metric over `facts` for `period` (see the module doc for which
 /// incident counts where). `calendar`, when given, measures time to resolve
-/// in business hours too.
+/// in business hours too. One pass over the facts (a report may run over
+/// a million incidents).
 #[must_use]
 pub fn report<'a>(
     facts: impl IntoIterator<Item = &'a IncidentFacts>,
     period: Period,
     calendar: Option<&Calendar>,
 ) -> Report {
-    let all: Vec<&IncidentFacts> = facts.into_iter().collect();
-    let cancelled = all.iter().filter(|f| f.cancelled).count();
-    let live: Vec<&IncidentFacts> = all.into_iter().filter(|f| !f.cancelled).collect();
-    let detected: Vec<&&IncidentFacts> = live.iter().filter(|f| period.contains(f.detected_at)).collect();
-    let accepted: Vec<&&IncidentFacts> = live.iter().filter(|f| period.holds(f.accepted_at)).collect();
-    let diagnosed: Vec<&&IncidentFacts> = live.iter().filter(|f| period.holds(f.diagnosed_at)).collect();
-    // (facts, resolved_at) of incidents whose standing resolution lies in the period.
-    let resolved: Vec<(&IncidentFacts, Timestamp)> = live
-        .iter()
-        .filter_map(|f| f.resolved_at.filter(|t| period.contains(*t)).map(|t| (*f, t)))
-        .collect();
-    let closed: Vec<&&IncidentFacts> = live.iter().filter(|f| period.holds(f.closed_at)).collect();
-
-    let time_to_resolve_business_hours = match calendar {
-        Some(calendar) => durations(
-            resolved
-                .iter()
-                .map(|(f, t)| working_time_between(calendar, f.detected_at, *t).as_micros())
-                .collect(),
-        ),
-        None => DurationMetric {
-            note: Some("no business-hours calendar given"),
-            ..DurationMetric::default()
-        },
+    let (mut incidents, mut cancelled) = (0usize, 0usize);
+    let mut detection_lag = Vec::new();
+    let mut detected_by_monitoring = Tally::default();
+    let mut to_accept = Vec::new();
+    let mut to_diagnose = Vec::new();
+    let mut to_resolve = Vec::new();
+    let mut to_resolve_working = Vec::new();
+    let (mut elapsed, mut held) = (0i64, 0i64);
+    let mut held_by_reason = [0i64; HOLD_REASONS.len()];
+    let (mut resolved, mut team_changes, mut owner_changes) = (0usize, 0f64, 0f64);
+    let mut first_time = Tally::default();
+    let mut resolution_met = Tally::default();
+    let mut acceptance_met = Tally::default();
+    let mut automatic = Tally::default();
+    let mut known_solution = Tally::default();
+    let mut reopened = Tally::default();
+    let (mut closed, mut scores) = (0usize, Vec::new());
+    for f in facts {
+        if f.cancelled {
+            cancelled += 1;
+            continue;
+        }
+        incidents += 1;
+        if period.contains(f.detected_at) {
+            if let Some(o) = f.occurred_at {
+                detection_lag.push(span(o, f.detected_at));
+            }
+            detected_by_monitoring.add(f.detected_by_monitoring);
+        }
+        if let Some(a) = f.accepted_at.filter(|a| period.contains(*a)) {
+            to_accept.push(span(f.detected_at, a));
+        }
+        if let (Some(d), Some(a)) = (f.diagnosed_at.filter(|d| period.contains(*d)), f.accepted_at) {
+            to_diagnose.push(span(a, d));
+        }
+        if let Some(t) = f.resolved_at.filter(|t| period.contains(*t)) {
+            resolved += 1;
+            to_resolve.push(span(f.detected_at, t));
+            if let Some(calendar) = calendar {
+                to_resolve_working.push(working_time_between(calendar, f.detected_at, t).as_micros());
+            }
+            elapsed += span(f.registered_at, t).max(0);
+            held += f.hold_micros;
+            for (slot, reason) in held_by_reason.iter_mut().zip(HOLD_REASONS) {
+                *slot += f
+                    .hold_micros_by_reason
+                    .get(hold_reason_name(reason))
+                    .copied()
+                    .unwrap_or(0);
+            }
+            team_changes += f64::from(f.team_changes);
+            owner_changes += f64::from(f.owner_changes);
+            first_time.add(f.first_time_resolution);
+            if let Some(met) = f.resolution_target_met {
+                resolution_met.add(met);
+            }
+            automatic.add(f.resolved_automatically);
+            known_solution.add(f.known_solution);
+        }
+        if period.holds(f.responded_at)
+            && let Some(met) = f.acceptance_target_met
+        {
+            acceptance_met.add(met);
+        }
+        if period.holds(f.closed_at) {
+            closed += 1;
+            if let Some(score) = f.satisfaction {
+                scores.push(f64::from(score));
+            }
+        }
+        if period.holds(f.first_resolved_at) {
+            reopened.add(f.reopened_at_least_once);
+        }
+    }
+    let per_resolved = |sum: f64| MeanMetric {
+        value: (resolved > 0).then(|| sum / resolved as f64),
+        count: resolved,
     };
-
-    let elapsed: i64 = resolved.iter().map(|(f, t)| span(f.registered_at, *t).max(0)).sum();
-    let waiting_share = WaitingShare {
-        overall: ratio(
-            resolved.iter().map(|(f, _)| f.hold_micros).sum(),
-            elapsed,
-            resolved.len(),
-        ),
-        by_reason: HOLD_REASONS
-            .iter()
-            .map(|reason| {
-                let name = hold_reason_name(*reason);
-                let held = resolved
-                    .iter()
-                    .map(|(f, _)| f.hold_micros_by_reason.get(name).copied().unwrap_or(0))
-                    .sum();
-                (name.to_string(), ratio(held, elapsed, resolved.len()))
-            })
-            .collect(),
-    };
-
-    let scores: Vec<f64> = closed.iter().filter_map(|f| f.satisfaction.map(f64::from)).collect();
-
     Report {
         from: period.from,
         to: period.to,
-        incidents: live.len(),
+        incidents,
         cancelled,
-        detection_lag: durations(
-            detected
-                .iter()
-                .filter_map(|f| f.occurred_at.map(|o| span(o, f.detected_at)))
-                .collect(),
-        ),
-        detected_by_monitoring: share(detected.iter().map(|f| f.detected_by_monitoring)),
-        time_to_acceptance: durations(
-            accepted
-                .iter()
-                .filter_map(|f| f.accepted_at.map(|a| span(f.detected_at, a)))
-                .collect(),
-        ),
-        time_of_diagnosis: durations(
-            diagnosed
-                .iter()
-                .filter_map(|f| Some(span(f.accepted_at?, f.diagnosed_at?)))
-                .collect(),
-        ),
-        time_to_resolve: durations(resolved.iter().map(|(f, t)| span(f.detected_at, *t)).collect()),
-        time_to_resolve_business_hours,
-        reassignments: Reassignments {
-            team_changes: mean(
-                &resolved
-                    .iter()
-                    .map(|(f, _)| f64::from(f.team_changes))
-                    .collect::<Vec<_>>(),
-            ),
-            owner_changes: mean(
-                &resolved
-                    .iter()
-                    .map(|(f, _)| f64::from(f.owner_changes))
-                    .collect::<Vec<_>>(),
-            ),
+        detection_lag: durations(detection_lag),
+        detected_by_monitoring: detected_by_monitoring.share(),
+        time_to_acceptance: durations(to_accept),
+        time_of_diagnosis: durations(to_diagnose),
+        time_to_resolve: durations(to_resolve),
+        time_to_resolve_business_hours: match calendar {
+            Some(_) => durations(to_resolve_working),
+            None => DurationMetric {
+                note: Some("no business-hours calendar given"),
+                ..DurationMetric::default()
+            },
         },
-        waiting_share,
-        first_time_resolution: share(resolved.iter().map(|(f, _)| f.first_time_resolution)),
-        resolution_target_met: share(resolved.iter().filter_map(|(f, _)| f.resolution_target_met)),
-        acceptance_target_met: share(
-            live.iter()
-                .filter(|f| period.holds(f.responded_at))
-                .filter_map(|f| f.acceptance_target_met),
-        ),
+        reassignments: Reassignments {
+            team_changes: per_resolved(team_changes),
+            owner_changes: per_resolved(owner_changes),
+        },
+        waiting_share: WaitingShare {
+            overall: ratio(held, elapsed, resolved),
+            by_reason: HOLD_REASONS
+                .iter()
+                .zip(held_by_reason)
+                .map(|(reason, held)| (hold_reason_name(*reason).to_string(), ratio(held, elapsed, resolved)))
+                .collect(),
+        },
+        first_time_resolution: first_time.share(),
+        resolution_target_met: resolution_met.share(),
+        acceptance_target_met: acceptance_met.share(),
         user_satisfaction: Satisfaction {
             response_rate: ShareMetric {
-                value: (!closed.is_empty()).then(|| scores.len() as f64 / closed.len() as f64),
-                count: closed.len(),
+                value: (closed > 0).then(|| scores.len() as f64 / closed as f64),
+                count: closed,
                 hits: scores.len(),
                 note: None,
             },
             mean: mean(&scores),
         },
-        resolved_automatically: share(resolved.iter().map(|(f, _)| f.resolved_automatically)),
+        resolved_automatically: automatic.share(),
         // A user report linked to a monitoring-detected incident is not a
         // timeline entry yet, so the timeline cannot tell.
         resolved_before_users_reported: undefined("the timeline does not record linked user reports yet"),
-        known_solution_reuse: share(resolved.iter().map(|(f, _)| f.known_solution)),
+        known_solution_reuse: known_solution.share(),
         incident_model_use: undefined("keel has no incident models yet"),
-        reopen_rate: share(
-            live.iter()
-                .filter(|f| period.holds(f.first_resolved_at))
-                .map(|f| f.reopened_at_least_once),
-        ),
+        reopen_rate: reopened.share(),
     }
 }
 

@@ -13,16 +13,20 @@
 //!   last write (`incidents.updated_at`, indexed), rewound by [`MARGIN`] so
 //!   that a transaction that committed late or a node whose clock lags a
 //!   little is not missed;
-//! * facts of an incident on hold depend on now (the hold counts up to now),
-//!   so for those the node keeps the timeline and folds it at each report;
-//!   every other incident's facts depend on its timeline alone.
+//! * the facts of an incident on hold count its open hold up to the moment
+//!   they were folded, so they are held in memory but never kept in the
+//!   database; no metric counts the hold of an unresolved incident, so no
+//!   report depends on that moment;
+//! * a report takes the whole set as one shared snapshot (no copy); a
+//!   catch-up that changes something while a report still reads the old
+//!   snapshot copies the list of pointers, never the facts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
 use keel_domain::metrics::{self, IncidentFacts};
-use keel_domain::{Entry, State, Timestamp, UserId};
+use keel_domain::{Entry, State, Timestamp};
 use keel_store::{IncidentRef, Store, StoreError, WrittenAfter};
 use tokio::sync::Mutex;
 
@@ -37,12 +41,13 @@ const FOLDS_AT_ONCE: usize = 8;
 /// An incident's id, version and entries.
 type Timeline = (String, u64, Vec<Entry>);
 
-/// The facts of one incident at one version.
+/// Every incident's facts, in the order the node learnt of them.
+pub type Snapshot = Arc<Vec<Arc<IncidentFacts>>>;
+
+/// Where one incident's facts are, and for which version.
 struct Slot {
     version: u64,
-    facts: Arc<IncidentFacts>,
-    /// The timeline, kept while the incident is on hold (its facts depend on now).
-    entries: Option<Arc<Vec<Entry>>>,
+    index: usize,
 }
 
 #[derive(Default)]
@@ -52,7 +57,33 @@ struct Known {
     position: Option<WrittenAfter>,
     /// This node's clock when the last catch-up started.
     caught_up_at: Option<Timestamp>,
-    by_id: HashMap<String, Slot>,
+    slots: HashMap<String, Slot>,
+    all: Snapshot,
+}
+
+impl Known {
+    fn put(&mut self, id: String, version: u64, facts: IncidentFacts) {
+        let facts = Arc::new(facts);
+        match self.slots.get_mut(&id) {
+            Some(slot) => {
+                slot.version = version;
+                if let Some(place) = Arc::make_mut(&mut self.all).get_mut(slot.index) {
+                    *place = facts;
+                }
+            }
+            None => {
+                let all = Arc::make_mut(&mut self.all);
+                self.slots.insert(
+                    id,
+                    Slot {
+                        version,
+                        index: all.len(),
+                    },
+                );
+                all.push(facts);
+            }
+        }
+    }
 }
 
 /// What a catch-up did.
@@ -73,20 +104,12 @@ pub struct FactsCache {
 }
 
 impl FactsCache {
-    /// The facts of every incident as of `now`, after catching up with
-    /// every write since the last call.
-    pub async fn current(&self, store: &dyn Store, now: Timestamp) -> Result<Vec<Arc<IncidentFacts>>, StoreError> {
+    /// The facts of every incident, after catching up with every write
+    /// since the last call.
+    pub async fn current(&self, store: &dyn Store, now: Timestamp) -> Result<Snapshot, StoreError> {
         let mut known = self.known.lock().await;
         catch_up(&mut known, store, now).await?;
-        let system = keel_store::plan::system_actor().user;
-        Ok(known
-            .by_id
-            .values()
-            .filter_map(|slot| match &slot.entries {
-                None => Some(Arc::clone(&slot.facts)),
-                Some(entries) => metrics::facts(entries, &system, now).map(Arc::new),
-            })
-            .collect())
+        Ok(Arc::clone(&known.all))
     }
 
     /// Catches up without reporting (a node warms its copy at start).
@@ -143,7 +166,7 @@ async fn catch_up(known: &mut Known, store: &dyn Store, now: Timestamp) -> Resul
         let mut to_fold = Vec::new();
         for changed in page {
             if known
-                .by_id
+                .slots
                 .get(&changed.id)
                 .is_some_and(|s| s.version == changed.version)
             {
@@ -154,16 +177,7 @@ async fn catch_up(known: &mut Known, store: &dyn Store, now: Timestamp) -> Resul
                 .as_deref()
                 .and_then(|json| serde_json::from_str::<IncidentFacts>(json).ok())
             {
-                Some(facts) => {
-                    known.by_id.insert(
-                        changed.id,
-                        Slot {
-                            version: changed.version,
-                            facts: Arc::new(facts),
-                            entries: None,
-                        },
-                    );
-                }
+                Some(facts) => known.put(changed.id, changed.version, facts),
                 None => to_fold.push((changed.id, changed.version)),
             }
         }
@@ -179,8 +193,14 @@ async fn catch_up(known: &mut Known, store: &dyn Store, now: Timestamp) -> Resul
         let mut keep = Vec::new();
         for folded in timelines {
             let (id, version, entries) = folded?;
-            if let Some(facts) = fold(&mut keep, &id, version, entries, &system, now) {
-                known.by_id.insert(id, facts);
+            if let Some(facts) = metrics::facts(&entries, &system, now) {
+                // An open hold counts up to now: such facts are not kept.
+                if facts.state != State::OnHold
+                    && let Ok(json) = serde_json::to_string(&facts)
+                {
+                    keep.push((id.clone(), version, json));
+                }
+                known.put(id, version, facts);
             }
         }
         store.put_facts(keep).await?;
@@ -188,30 +208,8 @@ async fn catch_up(known: &mut Known, store: &dyn Store, now: Timestamp) -> Resul
     known.position = Some(later(after, known.position));
     known.caught_up_at = Some(now);
     known.loaded = true;
-    done.known = known.by_id.len();
+    done.known = known.slots.len();
     Ok(done)
-}
-
-/// The slot of a freshly read timeline; facts that do not depend on now go
-/// to `keep` (to be stored).
-fn fold(
-    keep: &mut Vec<(String, u64, String)>,
-    id: &str,
-    version: u64,
-    entries: Vec<Entry>,
-    system: &UserId,
-    now: Timestamp,
-) -> Option<Slot> {
-    let facts = metrics::facts(&entries, system, now)?;
-    let on_hold = facts.state == State::OnHold;
-    if !on_hold && let Ok(json) = serde_json::to_string(&facts) {
-        keep.push((id.to_string(), version, json));
-    }
-    Some(Slot {
-        version,
-        facts: Arc::new(facts),
-        entries: on_hold.then(|| Arc::new(entries)),
-    })
 }
 
 /// The later of two walk positions.

@@ -66,7 +66,7 @@ fn group_key(name: &str) -> ApiResult<GroupKey> {
 
 /// The facts of every incident as of now, from this node's copy caught up
 /// with every write (see `crate::facts`).
-pub(crate) async fn gather(state: &AppState) -> ApiResult<Vec<Arc<IncidentFacts>>> {
+pub(crate) async fn gather(state: &AppState) -> ApiResult<crate::facts::Snapshot> {
     Ok(state.facts.current(&*state.store, state.clock.now()).await?)
 }
 
