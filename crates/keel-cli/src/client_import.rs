@@ -53,8 +53,19 @@ pub struct ImportArgs {
     /// to and from it count as reassignments, as in ServiceNow.
     #[arg(long, value_name = "NAME", default_value = crate::import_servicenow::NO_GROUP_TEAM)]
     pub no_group_team: String,
+    /// Replay: register the incidents in time order through today's
+    /// classification rules and apply today's SLA policies over their
+    /// original times, as if the history happened now (see the README).
+    #[arg(long)]
+    pub replay: bool,
     #[command(flatten)]
     pub connection: Connection,
+}
+
+/// When a keel-import/1 line's incident was registered (its first event).
+fn opened_at(line: &str) -> Option<keel_domain::Timestamp> {
+    let record: Value = serde_json::from_str(line).ok()?;
+    record["events"][0]["at"].as_str()?.parse().ok()
 }
 
 /// Largest request body sent (the server takes 1 MiB).
@@ -168,39 +179,46 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     }
     let client = Client::new(&args.connection)?;
     let batch = args.batch.clamp(1, 2000);
-    let (mut imported, mut skipped, mut entries, mut failed) = (0_u64, 0_u64, 0_u64, Vec::new());
+    let mut tallied = Tally::default();
     let mut done = 0;
     let total = all.len();
-    let mut chunk: Vec<&str> = Vec::new();
-    let mut bytes = 0;
-    let mut first_line = 1;
-    let send = |chunk: &[&str], first_line: usize| {
-        let body = chunk.join("\n");
-        let client = &client;
-        async move {
-            let answer = client.post_text("/api/v1/import", body).await?;
-            Ok::<_, anyhow::Error>((answer, first_line))
-        }
+    // (line of the file, text); a replay goes in time order.
+    let mut ordered: Vec<(usize, &str)> = all.iter().enumerate().map(|(i, l)| (i + 1, l.as_str())).collect();
+    if args.replay {
+        ordered.sort_by_cached_key(|(line, text)| (opened_at(text), *line));
+    }
+    let path = if args.replay {
+        "/api/v1/import?replay=true"
+    } else {
+        "/api/v1/import"
     };
-    for (i, line) in all.iter().enumerate() {
-        if !chunk.is_empty() && (chunk.len() >= batch || bytes + line.len() + 1 > MAX_BYTES) {
-            let (answer, from) = send(&chunk, first_line).await?;
-            tally(&answer, from, &mut imported, &mut skipped, &mut entries, &mut failed);
+    let mut chunk: Vec<(usize, &str)> = Vec::new();
+    let mut bytes = 0;
+    for &(line, text) in &ordered {
+        if !chunk.is_empty() && (chunk.len() >= batch || bytes + text.len() + 1 > MAX_BYTES) {
+            let answer = send(&client, path, &chunk).await?;
+            tallied.add(&answer, &chunk);
             done += chunk.len();
-            progress(done, total, entries, started);
+            progress(done, total, tallied.entries, started);
             chunk.clear();
             bytes = 0;
-            first_line = i + 1;
         }
-        bytes += line.len() + 1;
-        chunk.push(line);
+        bytes += text.len() + 1;
+        chunk.push((line, text));
     }
     if !chunk.is_empty() {
-        let (answer, from) = send(&chunk, first_line).await?;
-        tally(&answer, from, &mut imported, &mut skipped, &mut entries, &mut failed);
+        let answer = send(&client, path, &chunk).await?;
+        tallied.add(&answer, &chunk);
         done += chunk.len();
-        progress(done, total, entries, started);
+        progress(done, total, tallied.entries, started);
     }
+    let Tally {
+        imported,
+        skipped,
+        entries,
+        sla_entries,
+        failed,
+    } = tallied;
     eprintln!();
     let seconds = started.elapsed().as_secs_f64();
     let fidelity = if args.check {
@@ -212,6 +230,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             serde_json::json!({"imported": imported, "skipped": skipped, "entries": entries,
+                               "replayed": args.replay, "sla_entries": sla_entries,
                                "failed": failed, "seconds": seconds, "fidelity": fidelity})
         );
     } else {
@@ -243,6 +262,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             failed.len(),
             entries as f64 / seconds.max(1e-9)
         );
+        if args.replay {
+            println!(
+                "Replayed through today's classification rules and SLA policies: {sla_entries} SLA entries \
+                 (targets, warnings, breaches) written at the instants they would have happened; \
+                 see `keel metrics` for the outcome."
+            );
+        }
         for f in failed.iter().take(20) {
             println!(
                 "  line {}: {} {}",
@@ -262,24 +288,41 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn tally(
-    answer: &Value,
-    first_line: usize,
-    imported: &mut u64,
-    skipped: &mut u64,
-    entries: &mut u64,
-    failed: &mut Vec<Value>,
-) {
-    *imported += answer["imported"].as_u64().unwrap_or(0);
-    *skipped += answer["skipped"].as_u64().unwrap_or(0);
-    *entries += answer["entries"].as_u64().unwrap_or(0);
-    for f in answer["failed"].as_array().into_iter().flatten() {
-        let mut f = f.clone();
-        // Lines count from the request; make them lines of the file.
-        if let Some(line) = f["line"].as_u64() {
-            f["line"] = Value::from(line + first_line as u64 - 1);
+/// Sends one batch of lines.
+async fn send(client: &Client, path: &str, chunk: &[(usize, &str)]) -> anyhow::Result<Value> {
+    let body = chunk.iter().map(|(_, text)| *text).collect::<Vec<_>>().join("\n");
+    client.post_text(path, body).await
+}
+
+/// What the batches did, together.
+#[derive(Default)]
+struct Tally {
+    imported: u64,
+    skipped: u64,
+    entries: u64,
+    sla_entries: u64,
+    failed: Vec<Value>,
+}
+
+impl Tally {
+    fn add(&mut self, answer: &Value, chunk: &[(usize, &str)]) {
+        self.imported += answer["imported"].as_u64().unwrap_or(0);
+        self.skipped += answer["skipped"].as_u64().unwrap_or(0);
+        self.entries += answer["entries"].as_u64().unwrap_or(0);
+        self.sla_entries += answer["sla_entries"].as_u64().unwrap_or(0);
+        for f in answer["failed"].as_array().into_iter().flatten() {
+            let mut f = f.clone();
+            // Lines count from the request; make them lines of the file.
+            if let Some(&(line, _)) = f["line"]
+                .as_u64()
+                .and_then(|l| usize::try_from(l).ok())
+                .and_then(|l| chunk.get(l.wrapping_sub(1)))
+            {
+                f["line"] = Value::from(line);
+            }
+            self.failed.push(f);
         }
-        failed.push(f);
+        self.failed.sort_by_key(|f| f["line"].as_u64());
     }
 }
 

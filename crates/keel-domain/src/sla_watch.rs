@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::sla::{SlaClock, SlaPolicy, SlaReport, SlaState};
-use crate::{Command, Incident, Timestamp};
+use crate::sla::{SlaClock, SlaEvent, SlaPolicy, SlaReport, SlaState};
+use crate::{Command, Incident, Priority, Timestamp};
 
 /// The SLA policies in force: by service (name or id), and a default.
 #[derive(Clone, Debug, Default)]
@@ -118,6 +118,81 @@ pub fn judge(incident: &Incident, policies: &SlaPolicies, now: Timestamp) -> Ver
     }
 }
 
+/// The SLA entries a live sweep would have written over a history told in
+/// claimed time (`events`, in order; see `sla::events_from_timeline`): the
+/// targets at registration and again when a priority change moves them,
+/// and each warning and breach at the instant its clock crossed, up to
+/// `now`. Each command comes with the instant it belongs at; the sweep's
+/// once-per-target rule holds. This is how an imported history is measured
+/// against today's SLA policies ("replay").
+#[must_use]
+pub fn replay(policy: &SlaPolicy, events: &[SlaEvent], now: Timestamp) -> Vec<(Timestamp, Command)> {
+    let mut out = Vec::new();
+    let mut announced: Option<Priority> = None;
+    let mut warned: Vec<&'static str> = Vec::new();
+    let mut breached: Vec<&'static str> = Vec::new();
+    for (k, event) in events.iter().enumerate() {
+        let upto = &events[..=k];
+        if let Some(report) = policy.evaluate(upto, event.at)
+            && announced != Some(report.priority)
+            && [report.response, report.resolution]
+                .iter()
+                .flatten()
+                .any(|c| c.state.is_open())
+        {
+            out.push((
+                event.at,
+                Command::SetSlaTargets {
+                    priority: report.priority,
+                    response_due: report.response.and_then(|c| c.due_at),
+                    resolution_due: report.resolution.and_then(|c| c.due_at),
+                },
+            ));
+            announced = Some(report.priority);
+        }
+        // What the clocks crossed before the next event (or now).
+        let until = events.get(k + 1).map_or(now, |next| next.at);
+        if until <= event.at {
+            continue;
+        }
+        let probe = if k + 1 < events.len() {
+            Timestamp::from_micros(until.as_micros() - 1)
+        } else {
+            until
+        };
+        let Some(report) = policy.evaluate(upto, probe) else {
+            continue;
+        };
+        for (target, clock) in [("response", report.response), ("resolution", report.resolution)] {
+            let Some(clock) = clock else { continue };
+            let crossed_risk = matches!(clock.state, SlaState::AtRisk | SlaState::Breached);
+            if crossed_risk && !warned.contains(&target) && !breached.contains(&target) {
+                out.push((
+                    clock.at_risk_at.unwrap_or(probe).max(event.at),
+                    Command::SlaAtRisk {
+                        target: target.to_string(),
+                        due_at: clock.due_at,
+                    },
+                ));
+                warned.push(target);
+            }
+            if clock.state == SlaState::Breached && !breached.contains(&target) {
+                out.push((
+                    clock.due_at.unwrap_or(probe).max(event.at),
+                    Command::SlaBreached {
+                        target: target.to_string(),
+                        due_at: clock.due_at,
+                    },
+                ));
+                breached.push(target);
+            }
+        }
+    }
+    // Warnings and breaches of both clocks between two events, in time order.
+    out.sort_by_key(|(at, _)| *at);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -207,5 +282,103 @@ mod tests {
     fn no_policy_means_no_verdict() {
         let verdict = judge(&incident(), &SlaPolicies::default(), at(5));
         assert_eq!(verdict, Verdict::default());
+    }
+
+    fn history(steps: &[(i64, crate::sla::SlaEventKind)]) -> Vec<SlaEvent> {
+        steps
+            .iter()
+            .map(|(minutes, kind)| SlaEvent {
+                at: at(*minutes),
+                kind: *kind,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replay_writes_targets_at_registration_and_each_crossing_at_its_instant() {
+        use crate::sla::SlaEventKind as K;
+        let policies = policies();
+        let policy = policies.default.as_deref().expect("policy");
+        // Accepted after 5 min (response met), resolved after 150 min: the
+        // 100 min resolution target was at risk at 80 min and breached at 100.
+        let events = history(&[
+            (0, K::Registered { priority: Priority::P5 }),
+            (5, K::Accepted),
+            (150, K::Resolved),
+            (200, K::Closed),
+        ]);
+        let written = replay(policy, &events, at(10_000));
+        assert_eq!(
+            written,
+            vec![
+                (
+                    at(0),
+                    Command::SetSlaTargets {
+                        priority: Priority::P5,
+                        response_due: Some(at(10)),
+                        resolution_due: Some(at(100)),
+                    }
+                ),
+                (
+                    at(80),
+                    Command::SlaAtRisk {
+                        target: "resolution".into(),
+                        due_at: Some(at(100)),
+                    }
+                ),
+                (
+                    at(100),
+                    Command::SlaBreached {
+                        target: "resolution".into(),
+                        due_at: Some(at(100)),
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn replay_of_a_history_within_target_writes_only_the_targets_and_an_open_one_breaches_by_now() {
+        use crate::sla::SlaEventKind as K;
+        let policies = policies();
+        let policy = policies.default.as_deref().expect("policy");
+        let quick = history(&[
+            (0, K::Registered { priority: Priority::P5 }),
+            (2, K::Accepted),
+            (30, K::Resolved),
+        ]);
+        let written = replay(policy, &quick, at(10_000));
+        assert_eq!(written.len(), 1, "{written:?}");
+        // Still open and never accepted: both clocks cross before now, each once.
+        let open = history(&[(0, K::Registered { priority: Priority::P5 })]);
+        let written = replay(policy, &open, at(500));
+        let kinds: Vec<(Timestamp, &str)> = written
+            .iter()
+            .map(|(t, c)| {
+                (
+                    *t,
+                    match c {
+                        Command::SetSlaTargets { .. } => "targets",
+                        Command::SlaAtRisk { target, .. } if target == "response" => "response at risk",
+                        Command::SlaBreached { target, .. } if target == "response" => "response breached",
+                        Command::SlaAtRisk { .. } => "resolution at risk",
+                        Command::SlaBreached { .. } => "resolution breached",
+                        _ => "other",
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (at(0), "targets"),
+                (at(8), "response at risk"),
+                (at(10), "response breached"),
+                (at(80), "resolution at risk"),
+                (at(100), "resolution breached"),
+            ]
+        );
+        // Nothing is due before now: nothing crossed.
+        assert_eq!(replay(policy, &open, at(3)).len(), 1);
     }
 }

@@ -6,6 +6,14 @@
 //! An incident whose number exists is skipped, so importing again changes
 //! nothing. A line keel refuses is reported with the reason; what it stored
 //! before the refused event stays.
+//!
+//! With `replay=true` the history goes through today's pipeline as if it
+//! were happening: incidents are registered in time order through the
+//! classification rules, and the SLA policies in force are applied over the
+//! claimed times (`keel_domain::sla_watch::replay`): the targets, warnings
+//! and breaches a live sweep would have written enter the timeline at the
+//! instants they would have happened, so the metrics show how the team's
+//! past would have fared under its rules and SLAs.
 
 use std::sync::Arc;
 
@@ -13,17 +21,20 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use futures_util::StreamExt;
+use keel_domain::Change;
+use keel_domain::sla_watch::SlaPolicies;
 use keel_domain::{
     Actor, Claimed, ClassificationPatch, ClosureInput, Command, HoldReason, Impact, RegistrationInput, Role, Timestamp,
     Urgency, UserId, Visibility,
 };
 use keel_store::{ExecuteRequest, IncidentRef, RegisterRequest};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::ApiQuery;
 
 /// The one format version this server reads.
 pub const FORMAT: &str = "keel-import/1";
@@ -81,9 +92,29 @@ struct Event {
     ci: Option<String>,
 }
 
+/// Options of `POST /api/v1/import`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// Register through today's classification rules and apply today's SLA
+    /// policies over the claimed times, in time order.
+    #[serde(default)]
+    pub replay: bool,
+}
+
+/// What a replay applies: the rules and SLA policies in force.
+struct Replay {
+    rules: Arc<Vec<keel_domain::rules::Rule>>,
+    policies: SlaPolicies,
+}
+
 /// What an import did.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct ImportSummary {
+    /// Whether the lines went through today's rules and SLA policies.
+    pub replayed: bool,
+    /// SLA entries (targets, warnings, breaches) a replay wrote.
+    pub sla_entries: usize,
     /// Incidents registered by this request (also those stopped by a refused event).
     pub imported: usize,
     /// Incidents whose number already existed (imported before).
@@ -105,8 +136,9 @@ pub struct ImportFailure {
 }
 
 enum Outcome {
-    /// Registered with this many entries; with the reason when an event was refused.
-    Imported(usize, Option<String>),
+    /// Registered with this many entries (of which SLA entries); with the
+    /// reason when an event was refused.
+    Imported(usize, usize, Option<String>),
     Skipped,
 }
 
@@ -199,7 +231,69 @@ fn command(source: &str, event: &Event) -> Result<Command, String> {
     })
 }
 
-async fn import_one(state: &AppState, record: Record) -> Result<Outcome, String> {
+/// When a record's incident was registered (its first event), to order a
+/// replay; a record whose time does not parse sorts first and is refused
+/// when imported.
+fn opened_at(record: &Record) -> Option<Timestamp> {
+    record.events.first().and_then(|e| e.at.parse().ok())
+}
+
+/// The SLA commands a live sweep would have issued over the history that
+/// `request` and `commands` make, merged into `commands` at their instants.
+/// Returns how many were added (none when no policy applies or keel would
+/// refuse the history: the import then reports the refusal).
+fn add_sla_commands(
+    state: &AppState,
+    policies: &SlaPolicies,
+    request: &RegisterRequest,
+    commands: &mut Vec<ExecuteRequest>,
+    number: i64,
+) -> usize {
+    let now = state.clock.now();
+    let Ok(planned) = keel_store::plan::plan_opening(request, commands, number, now) else {
+        return 0;
+    };
+    let Some(policy) = policies.for_incident(&planned.incident) else {
+        return 0;
+    };
+    let changes: Vec<(Timestamp, Change)> = planned
+        .entries
+        .iter()
+        .filter_map(|e| {
+            Change::from_parts(&e.kind, &e.data)
+                .ok()
+                .map(|c| (e.occurred_at.unwrap_or(e.recorded_at), c))
+        })
+        .collect();
+    let pairs: Vec<(Timestamp, &Change)> = changes.iter().map(|(t, c)| (*t, c)).collect();
+    let events = keel_domain::sla::events_from_timeline(&pairs);
+    let sla = keel_domain::sla_watch::replay(policy, &events, now);
+    let added = sla.len();
+    for (at, command) in sla {
+        // After every event at or before the instant.
+        let place = commands
+            .iter()
+            .position(|c| c.claimed.occurred_at.is_some_and(|t| t > at))
+            .unwrap_or(commands.len());
+        commands.insert(
+            place,
+            ExecuteRequest {
+                incident: IncidentRef::Number(number),
+                command,
+                actor: keel_store::plan::system_actor(),
+                claimed: Claimed {
+                    occurred_at: Some(at),
+                    ..Claimed::default()
+                },
+                expected_version: None,
+                matrix: Arc::clone(&state.matrix),
+            },
+        );
+    }
+    added
+}
+
+async fn import_one(state: &AppState, record: Record, replay: Option<&Replay>) -> Result<Outcome, String> {
     if record.format != FORMAT {
         return Err(format!("format must be {FORMAT:?}, not {:?}", record.format));
     }
@@ -246,7 +340,7 @@ async fn import_one(state: &AppState, record: Record) -> Result<Outcome, String>
         actor: reporter,
         claimed: claimed(&first.at)?,
         matrix: Arc::clone(&state.matrix),
-        rules: Arc::default(),
+        rules: replay.map(|r| Arc::clone(&r.rules)).unwrap_or_default(),
         labels: std::collections::BTreeMap::new(),
         number: Some(record.number),
     };
@@ -264,10 +358,31 @@ async fn import_one(state: &AppState, record: Record) -> Result<Outcome, String>
             matrix: Arc::clone(&state.matrix),
         });
     }
+    if let Some(replay) = replay
+        && !replay.policies.is_empty()
+    {
+        let added = add_sla_commands(state, &replay.policies, &request, &mut commands, record.number);
+        if added > 0 {
+            // SLA entries are the system's: keel refuses none of them, so a
+            // refused history is the source's own (reported event by event).
+            return match state.store.open_with(request.clone(), commands).await {
+                Ok(incident) => Ok(Outcome::Imported(
+                    usize::try_from(incident.version).unwrap_or(0),
+                    added,
+                    None,
+                )),
+                Err(error) => Err(error.to_string()),
+            };
+        }
+    }
     // The whole history in one write; if keel refuses an event, store it
     // event by event instead, so that what came before the refusal stays.
     match state.store.open_with(request.clone(), commands.clone()).await {
-        Ok(incident) => Ok(Outcome::Imported(usize::try_from(incident.version).unwrap_or(0), None)),
+        Ok(incident) => Ok(Outcome::Imported(
+            usize::try_from(incident.version).unwrap_or(0),
+            0,
+            None,
+        )),
         Err(keel_store::StoreError::Domain(_)) => step_by_step(state, request, commands, rest).await,
         Err(error) => Err(error.to_string()),
     }
@@ -288,21 +403,26 @@ async fn step_by_step(
             Ok(executed) => entries += executed.entries.len(),
             Err(error) => {
                 let refused = format!("event {} ({}): {error}", i + 2, event.kind);
-                return Ok(Outcome::Imported(entries, Some(refused)));
+                return Ok(Outcome::Imported(entries, 0, Some(refused)));
             }
         }
     }
-    Ok(Outcome::Imported(entries, None))
+    Ok(Outcome::Imported(entries, 0, None))
 }
 
 /// Import incidents with their history (admin): the body is JSON lines in the `keel-import/1` format of
 /// docs/import-format.md, at most 2,000 lines. Incidents keep their source's number; importing again
-/// skips what exists.
-#[utoipa::path(post, path = "/api/v1/import", tag = "import",
+/// skips what exists. `replay=true`: through today's classification rules and SLA policies, in time order.
+#[utoipa::path(post, path = "/api/v1/import", tag = "import", params(ImportQuery),
     request_body(content = String, content_type = "application/x-ndjson"),
     responses((status = 200, body = ImportSummary), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn import(State(state): State<AppState>, auth: Auth, body: Bytes) -> ApiResult<Json<ImportSummary>> {
+pub async fn import(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(query): ApiQuery<ImportQuery>,
+    body: Bytes,
+) -> ApiResult<Json<ImportSummary>> {
     auth.require(Role::Admin)?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
     let lines: Vec<(usize, &str)> = text
@@ -329,22 +449,36 @@ pub async fn import(State(state): State<AppState>, auth: Auth, body: Bytes) -> A
             }),
         }
     }
+    let replay = if query.replay {
+        // In time order: incidents are registered as they happened.
+        records.sort_by_key(|(line, record)| (opened_at(record), *line));
+        Some(Arc::new(Replay {
+            rules: Arc::clone(&state.routing().await?.rules),
+            policies: crate::sla::compile(&state.store.load_catalogue().await?),
+        }))
+    } else {
+        None
+    };
+    summary.replayed = replay.is_some();
     let results: Vec<(usize, String, Result<Outcome, String>)> = futures_util::stream::iter(records)
         .map(|(line, record)| {
             let state = state.clone();
+            let replay = replay.clone();
             async move {
                 let key = record.key.clone();
-                (line, key, import_one(&state, record).await)
+                (line, key, import_one(&state, record, replay.as_deref()).await)
             }
         })
+        // Started in order (so a replay registers in time order), finished as they come.
         .buffer_unordered(PARALLEL)
         .collect()
         .await;
     for (line, key, result) in results {
         match result {
-            Ok(Outcome::Imported(entries, refused)) => {
+            Ok(Outcome::Imported(entries, sla, refused)) => {
                 summary.imported += 1;
                 summary.entries += entries;
+                summary.sla_entries += sla;
                 if let Some(error) = refused {
                     summary.failed.push(ImportFailure {
                         line,

@@ -13,6 +13,7 @@ on_both_engines!(
     keel_import_sends_a_file_in_batches_and_summarises,
     a_sample_of_the_servicenow_log_imports_with_exact_states_and_reopens,
     a_csv_event_log_imports_through_a_mapping_file,
+    a_replay_applies_todays_rules_and_sla_policies_over_the_original_times,
 );
 
 fn record(number: i64, events: Value) -> String {
@@ -290,4 +291,128 @@ async fn a_csv_event_log_imports_through_a_mapping_file(engine: Engine) {
     assert!(closed >= 290, "nearly every case of the log ends closed: {closed}");
     let again = crate::binary::cli_json(&a.base, &a.token, &args);
     assert_eq!(again["skipped"], 300, "importing again changes nothing");
+}
+
+/// Kinds and claimed times of an incident's timeline.
+async fn timeline_of(caller: &Caller, number: i64) -> Vec<(String, String)> {
+    caller.get(&format!("/api/v1/incidents/{number}/timeline")).await.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_string(),
+                e["occurred_at"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn a_replay_applies_todays_rules_and_sla_policies_over_the_original_times(engine: Engine) {
+    let app = App::start(engine).await;
+    // Today's practice: P3 resolved within 4 h (impact 2 × urgency 2 is P3),
+    // and VPN incidents go to the Net team.
+    let policy = json!({"name": "Standard", "at_risk_percent": 75,
+        "targets": [{"priority": "P3", "response": "30m", "resolution": "4h"}]});
+    assert_eq!(app.admin.post("/api/v1/sla-policies", policy).await.status, 201);
+    app.admin.post("/api/v1/teams", json!({"name": "Net"})).await.ok();
+    let rule = json!({"name": "vpn", "position": 10, "when": {"title": "*vpn*"}, "then": {"team": "Net"}});
+    assert_eq!(app.admin.post("/api/v1/rules", rule).await.status, 201);
+    let history = |number: i64, title: &str, resolved: &str| {
+        let mut line: Value = serde_json::from_str(&record(
+            number,
+            json!([
+                {"at": "2016-03-01T09:00:00Z", "kind": "registered", "actor": "Caller 1"},
+                {"at": "2016-03-01T09:10:00Z", "kind": "accepted", "actor": "Agent 7"},
+                {"at": resolved, "kind": "resolved", "actor": "Agent 7", "code": "fixed"},
+                {"at": "2016-03-03T09:00:00Z", "kind": "closed", "actor": "Agent 7"},
+            ]),
+        ))
+        .expect("record");
+        line["title"] = json!(title);
+        line.to_string()
+    };
+    // Listed late first: a replay registers in time order all the same.
+    let body = [
+        history(9002, "Mail slow", "2016-03-01T15:00:00Z"),
+        history(9001, "VPN refuses logins", "2016-03-01T11:00:00Z"),
+    ]
+    .join("\n");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("replay.jsonl");
+    std::fs::write(&path, body).expect("write the file");
+    let file = path.display().to_string();
+    let output = crate::binary::cli(
+        &app.admin.base,
+        &app.admin.token,
+        &["import", &file, "--replay", "--json"],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("JSON summary");
+    assert_eq!(summary["imported"], 2, "{summary}");
+    assert_eq!(summary["replayed"], true);
+    // 9001: targets only. 9002: targets, resolution at risk at 12:00 (75 % of 4 h), breached at 13:00.
+    assert_eq!(summary["sla_entries"], 4, "{summary}");
+    let late = timeline_of(&app.agent, 9002).await;
+    let claimed = |kind: &str| late.iter().find(|(k, _)| k == kind).map(|(_, at)| at.clone());
+    assert_eq!(
+        claimed("sla_targets_set").as_deref(),
+        Some("2016-03-01T09:00:00Z"),
+        "{late:?}"
+    );
+    assert_eq!(
+        claimed("sla_at_risk").as_deref(),
+        Some("2016-03-01T12:00:00Z"),
+        "{late:?}"
+    );
+    assert_eq!(
+        claimed("sla_breached").as_deref(),
+        Some("2016-03-01T13:00:00Z"),
+        "{late:?}"
+    );
+    let order: Vec<&str> = late.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "registered",
+            "sla_targets_set",
+            "accepted",
+            "sla_at_risk",
+            "sla_breached",
+            "resolved",
+            "closed"
+        ]
+    );
+    let on_time = timeline_of(&app.agent, 9001).await;
+    assert!(!on_time.iter().any(|(k, _)| k == "sla_breached"), "{on_time:?}");
+    // The rule routed the VPN incident as it would today.
+    let vpn = app.agent.get("/api/v1/incidents/9001").await.ok().clone();
+    assert_eq!(vpn["team"], "Net", "{vpn}");
+    // The metrics judge the replayed targets in the history's own time: one met, one missed.
+    let march = app
+        .agent
+        .get("/api/v1/metrics?from=2016-03-01T00:00:00Z&to=2016-04-01T00:00:00Z")
+        .await
+        .ok()
+        .clone();
+    let met = &march["groups"][0]["metrics"]["resolution_target_met"];
+    assert_eq!(
+        (met["count"].as_u64(), met["hits"].as_u64()),
+        (Some(2), Some(1)),
+        "{march}"
+    );
+    let response = &march["groups"][0]["metrics"]["acceptance_target_met"];
+    assert_eq!(response["value"], 1.0, "{march}");
+    // The same history imported without --replay gets neither.
+    let plain = history(9003, "VPN down again", "2016-03-01T15:00:00Z");
+    let answer = import(&app.admin, plain).await;
+    assert_eq!(answer.ok()["sla_entries"], 0);
+    assert!(
+        !timeline_of(&app.agent, 9003)
+            .await
+            .iter()
+            .any(|(k, _)| k.starts_with("sla_"))
+    );
+    let again = app.agent.get("/api/v1/incidents/9003").await.ok().clone();
+    assert_ne!(again["team"], "Net", "{again}");
 }
