@@ -29,6 +29,7 @@ on_both_engines!(
     admins_manage_the_catalogue_integrations_and_rules_through_forms,
     agents_reclassify_and_filter_by_owner_from_the_pages,
     the_dashboard_counts_the_backlog_and_drills_down_to_the_incidents_behind_a_metric,
+    the_dashboard_shows_every_metric_this_week_with_its_change_and_lists_the_incidents_counted,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -1127,4 +1128,343 @@ async fn the_dashboard_counts_the_backlog_and_drills_down_to_the_incidents_behin
     assert_eq!(bad.status, 422);
     let (user, _) = signed_in(&app, "end_user", "Eu").await;
     user.get("/dashboard").await.redirected_to("/portal");
+}
+
+/// Acts on an incident with a claimed time.
+async fn claimed(caller: &Caller, incident: &Value, action: &str, when: &str, body: Value) {
+    let mut body = body;
+    body["occurred_at"] = json!(when);
+    let answer = caller.act(incident, action, body).await;
+    assert!(answer.status.is_success(), "{action} at {when}: {}", answer.body);
+}
+
+/// The card of one metric on the dashboard (its `<figure>`).
+fn metric_card<'a>(page: &'a Page, key: &str) -> &'a str {
+    let id = format!("id=\"metric-{}\"", key.replace('.', "-"));
+    let start = page.body.find(&id).unwrap_or_else(|| panic!("a card for {key}"));
+    let rest = &page.body[start..];
+    &rest[..rest.find("</figure>").unwrap_or(rest.len())]
+}
+
+/// The first drill-down link of a card: the incidents behind the latest value.
+fn first_drill_down(card: &str) -> String {
+    let start = card.find("/dashboard/incidents?").expect("a drill-down link");
+    card[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .replace("&amp;", "&")
+}
+
+async fn the_dashboard_shows_every_metric_this_week_with_its_change_and_lists_the_incidents_counted(engine: Engine) {
+    use keel_store::Clock;
+    const HOUR: i64 = 3_600_000_000;
+    let app = App::start(engine).await;
+    let a = &app.agent;
+    // The node's clock moves to Thursday noon of next week (UTC), so that the
+    // current week has room for a history claimed in the past.
+    let now = app.node.clock.now().as_micros();
+    let days = now.div_euclid(24 * HOUR);
+    let this_monday = (days - (days + 3).rem_euclid(7)) * 24 * HOUR;
+    let week = this_monday + 7 * 24 * HOUR;
+    app.node.clock.advance(week + 84 * HOUR - now);
+    let time =
+        |base: i64, hours: f64| keel_domain::Timestamp::from_micros(base + (hours * HOUR as f64) as i64).to_string();
+    let h = |hours: f64| time(week, hours);
+    let p = |hours: f64| time(week - 7 * 24 * HOUR, hours);
+    let policy = json!({"name": "Standard", "targets": [
+        {"priority": "P1", "response": "1h", "resolution": "3h"},
+        {"priority": "P2", "response": "1h", "resolution": "3h"},
+        {"priority": "P3", "response": "1h", "resolution": "3h"},
+        {"priority": "P4", "response": "1h", "resolution": "3h"},
+        {"priority": "P5", "response": "1h", "resolution": "3h"}]});
+    let created = app.admin.post("/api/v1/sla-policies", policy).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    // This week. A: seen by monitoring 1 h before it was reported; accepted after
+    // 30 min, diagnosed 1 h later, resolved with a known solution, closed with a 4.
+    let disk = a
+        .incident(json!({"title": "Disk full on db1", "source": "monitoring",
+            "observed_at": h(0.0), "occurred_at": h(1.0)}))
+        .await;
+    // B: reported by a user 3 h after it began; accepted after 1 h (late for its
+    // SLA), diagnosed 3 h later, 2 h waiting for the user, moved to another team and
+    // owner, resolved 10 h after detection (late), closed without a survey answer.
+    let mail = a
+        .incident(json!({"title": "Mail slow", "team": "Desk", "observed_at": h(2.0), "occurred_at": h(5.0)}))
+        .await;
+    // C: resolved by automation 30 min after detection, never accepted.
+    let backup = a
+        .incident(json!({"title": "Backup job failed", "source": "monitoring", "occurred_at": h(20.0)}))
+        .await;
+    // D: accepted after 15 min, resolved, reopened, resolved again 7.5 h after detection.
+    let vpn = a.incident(json!({"title": "VPN drops", "occurred_at": h(22.0)})).await;
+    // E: diagnosed this week but cancelled: it counts for nothing.
+    let duplicate = a
+        .incident(json!({"title": "Duplicate alarm", "occurred_at": h(30.0)}))
+        .await;
+    // The week before. F: accepted and diagnosed then, still open. G: done then.
+    let printer = a
+        .incident(json!({"title": "Printer jam", "occurred_at": p(10.0)}))
+        .await;
+    let wiki = a.incident(json!({"title": "Slow wiki", "occurred_at": p(20.0)})).await;
+    // The SLA sweep announces the targets (response in 1 h, resolution in 3 h).
+    keel_http::workers::sweep_once(&app.node.state).await.expect("sweep");
+
+    claimed(a, &disk, "accept", &h(1.5), json!({})).await;
+    claimed(a, &disk, "diagnose", &h(2.5), json!({"cause": "logs"})).await;
+    claimed(
+        a,
+        &disk,
+        "resolve",
+        &h(3.0),
+        json!({"code": "fixed", "notes": "rotated", "known_solution": true}),
+    )
+    .await;
+    claimed(a, &disk, "close", &h(4.0), json!({"satisfaction": 4})).await;
+    claimed(
+        a,
+        &backup,
+        "resolve",
+        &h(20.5),
+        json!({"code": "fixed", "notes": "retried", "automated": true}),
+    )
+    .await;
+    claimed(a, &vpn, "accept", &h(22.25), json!({})).await;
+    claimed(
+        a,
+        &vpn,
+        "resolve",
+        &h(23.0),
+        json!({"code": "fixed", "notes": "restart"}),
+    )
+    .await;
+    claimed(a, &vpn, "reopen", &h(24.0), json!({"reason": "drops again"})).await;
+    claimed(
+        a,
+        &vpn,
+        "resolve",
+        &h(29.5),
+        json!({"code": "fixed", "notes": "firmware"}),
+    )
+    .await;
+    claimed(a, &duplicate, "accept", &h(30.5), json!({})).await;
+    claimed(a, &duplicate, "diagnose", &h(31.0), json!({"note": "same as db1"})).await;
+    claimed(a, &duplicate, "cancel", &h(32.0), json!({"reason": "duplicate"})).await;
+    claimed(a, &printer, "accept", &p(11.0), json!({})).await;
+    claimed(a, &printer, "diagnose", &p(12.0), json!({"cause": "roller"})).await;
+    claimed(a, &wiki, "accept", &p(22.0), json!({})).await;
+    claimed(a, &wiki, "diagnose", &p(23.0), json!({"cause": "cache"})).await;
+    claimed(
+        a,
+        &wiki,
+        "resolve",
+        &p(24.0),
+        json!({"code": "fixed", "notes": "cache"}),
+    )
+    .await;
+    claimed(a, &wiki, "close", &p(25.0), json!({"satisfaction": 2})).await;
+    // B's targets pass before anyone acts on it: both are breached.
+    app.node.clock.advance(4 * HOUR);
+    keel_http::workers::sweep_once(&app.node.state).await.expect("sweep");
+    claimed(a, &mail, "accept", &h(6.0), json!({})).await;
+    claimed(a, &mail, "diagnose", &h(9.0), json!({"cause": "queue"})).await;
+    claimed(a, &mail, "hold", &h(10.0), json!({"reason": "awaiting_user"})).await;
+    claimed(a, &mail, "resume", &h(12.0), json!({})).await;
+    claimed(
+        a,
+        &mail,
+        "assign",
+        &h(13.0),
+        json!({"team": "Mail", "owner": app.manager.id}),
+    )
+    .await;
+    claimed(
+        a,
+        &mail,
+        "resolve",
+        &h(15.0),
+        json!({"code": "fixed", "notes": "purged"}),
+    )
+    .await;
+    claimed(a, &mail, "close", &h(16.0), json!({})).await;
+
+    let (browser, _) = signed_in(&app, "incident_manager", "Ima").await;
+    let page = browser.get("/dashboard").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for section in ["Detection", "Speed", "Effectiveness", "Users", "Workload and waiting"] {
+        assert!(page.body.contains(&format!(">{section}</h2>")), "a section {section}");
+    }
+    assert!(page.body.contains("Speed vs effectiveness"));
+    // (metric, this week's value, of incidents, change against the week before)
+    let expected = [
+        (
+            "detection_lag.median_secs",
+            "1.0 h",
+            2,
+            "No change to show: no value for the previous week.",
+        ),
+        (
+            "detected_by_monitoring",
+            "50 %",
+            4,
+            "Up </span>50 points vs previous week <span class=\"verdict\">(better)",
+        ),
+        (
+            "time_to_acceptance.median_secs",
+            "30 min",
+            3,
+            "Down </span>50 % vs previous week <span class=\"verdict\">(better)",
+        ),
+        (
+            "time_of_diagnosis.median_secs",
+            "1.0 h",
+            2,
+            "Unchanged vs previous week",
+        ),
+        (
+            "time_to_resolve.median_secs",
+            "2.0 h",
+            4,
+            "Down </span>50 % vs previous week <span class=\"verdict\">(better)",
+        ),
+        (
+            "acceptance_target_met",
+            "75 %",
+            4,
+            "Down </span>25 points vs previous week <span class=\"verdict\">(worse)",
+        ),
+        (
+            "resolution_target_met",
+            "75 %",
+            4,
+            "Down </span>25 points vs previous week <span class=\"verdict\">(worse)",
+        ),
+        (
+            "first_time_resolution",
+            "50 %",
+            4,
+            "Down </span>50 points vs previous week <span class=\"verdict\">(worse)",
+        ),
+        (
+            "reopen_rate",
+            "25 %",
+            4,
+            "Up </span>25 points vs previous week <span class=\"verdict\">(worse)",
+        ),
+        (
+            "known_solution_reuse",
+            "25 %",
+            4,
+            "Up </span>25 points vs previous week <span class=\"verdict\">(better)",
+        ),
+        (
+            "resolved_automatically",
+            "25 %",
+            4,
+            "Up </span>25 points vs previous week <span class=\"verdict\">(better)",
+        ),
+        (
+            "user_satisfaction.mean",
+            "4.0",
+            1,
+            "Up </span>2.0 vs previous week <span class=\"verdict\">(better)",
+        ),
+        (
+            "user_satisfaction.response_rate",
+            "50 %",
+            2,
+            "Down </span>50 points vs previous week <span class=\"verdict\">(worse)",
+        ),
+        (
+            "reassignments.team_changes",
+            "0.25",
+            4,
+            "Up </span>0.25 vs previous week <span class=\"verdict\">(worse)",
+        ),
+        (
+            "reassignments.owner_changes",
+            "0.25",
+            4,
+            "Up </span>0.25 vs previous week <span class=\"verdict\">(worse)",
+        ),
+        (
+            "waiting_share",
+            "10 %",
+            4,
+            "Up </span>10 points vs previous week <span class=\"verdict\">(worse)",
+        ),
+    ];
+    for (key, value, count, trend) in expected {
+        let card = metric_card(&page, key);
+        assert!(card.contains("role=\"img\""), "{key} has a chart: {card}");
+        assert!(
+            card.contains(&format!("<span class=\"value\">{value}</span>")),
+            "{key} is {value} this week: {card}"
+        );
+        assert!(
+            card.contains(&format!(">{count} incident{}<", if count == 1 { "" } else { "s" })),
+            "{key} of {count}: {card}"
+        );
+        assert!(card.contains(trend), "{key} changed by {trend}: {card}");
+    }
+    // The 90th percentiles and the hold reasons are in the values tables.
+    for (key, cell) in [
+        ("detection_lag.median_secs", "3.0 h"),
+        ("time_to_acceptance.median_secs", "1.0 h"),
+        ("time_of_diagnosis.median_secs", "3.0 h"),
+        ("time_to_resolve.median_secs", "10.0 h"),
+    ] {
+        let card = metric_card(&page, key);
+        assert!(card.contains("<th scope=\"col\">p90</th>"), "{card}");
+        assert!(card.contains(&format!("<td>{cell}</td>")), "{key} p90 {cell}: {card}");
+    }
+    let waiting = metric_card(&page, "waiting_share");
+    assert!(waiting.contains("<th scope=\"col\">Awaiting user</th>"), "{waiting}");
+    assert!(
+        waiting.contains("<td>10 %</td><td>10 %</td><td>0 %</td><td>0 %</td><td>0 %</td>"),
+        "all of the waiting was for the user: {waiting}"
+    );
+    // What the timeline cannot give says so instead of drawing an empty chart.
+    for (key, note) in [
+        (
+            "incident_model_use",
+            "Not measured yet: keel has no incident models yet.",
+        ),
+        (
+            "resolved_before_users_reported",
+            "Not measured yet: the timeline does not record linked user reports yet.",
+        ),
+    ] {
+        let card = metric_card(&page, key);
+        assert!(card.contains(note), "{key}: {card}");
+        assert!(!card.contains("<svg"), "{key} has no chart: {card}");
+    }
+    // The count behind this week's time of diagnosis lists exactly the incidents
+    // diagnosed (after acceptance) this week: not the cancelled one, not last week's.
+    let href = first_drill_down(metric_card(&page, "time_of_diagnosis.median_secs"));
+    assert!(href.contains("family=diagnosed&"), "{href}");
+    let behind = browser.get(&href).await;
+    assert_eq!(behind.status, 200, "{}", behind.body);
+    assert!(behind.body.contains(": 2 incidents."), "{}", behind.body);
+    for title in ["Disk full on db1", "Mail slow"] {
+        assert!(behind.body.contains(title), "{title}: {}", behind.body);
+    }
+    for title in [
+        "Duplicate alarm",
+        "Printer jam",
+        "Slow wiki",
+        "Backup job failed",
+        "VPN drops",
+    ] {
+        assert!(!behind.body.contains(title), "{title}: {}", behind.body);
+    }
+    // The response-target count lists the incidents with a verdict this week.
+    let href = first_drill_down(metric_card(&page, "acceptance_target_met"));
+    let responded = browser.get(&href).await;
+    assert!(responded.body.contains(": 4 incidents."), "{}", responded.body);
+    assert!(!responded.body.contains("Printer jam"), "{}", responded.body);
+    let monthly = browser.get("/dashboard?by=month").await;
+    assert_eq!(monthly.status, 200);
+    assert!(monthly.body.contains("vs previous month") || monthly.body.contains("No change to show"));
 }
