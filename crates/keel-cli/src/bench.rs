@@ -323,7 +323,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 Arc::new(settings.matrix.clone()),
                 &format!("http://{address}"),
                 &secret,
-                &user_id,
+                &crate::bench_pages::Person {
+                    id: &user_id,
+                    email: &email,
+                    password: &password,
+                },
                 args.metrics_incidents,
                 args.concurrency,
             )

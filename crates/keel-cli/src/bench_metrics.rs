@@ -1,5 +1,5 @@
 //! `keel bench --metrics-incidents N`: how long `GET /api/v1/metrics` and
-//! `/dashboard` take over N incidents. The incidents are written straight
+//! `/dashboard` (signed in through the real `/login`) take over N incidents. The incidents are written straight
 //! into the store, each as one write of a whole history (registered,
 //! accepted, resolved, mostly closed; one in twenty reopened once, one in
 //! fifty left open) with claimed times spread over the last 365 days, over
@@ -35,10 +35,11 @@ pub async fn measure(
     matrix: Arc<keel_domain::PriorityMatrix>,
     base: &str,
     token: &str,
-    user_id: &str,
+    person: &crate::bench_pages::Person<'_>,
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<Value> {
+    let user_id = person.id;
     let seeded = Instant::now();
     seed(&store, matrix, user_id, n, concurrency).await?;
     let seed_s = seeded.elapsed().as_secs_f64();
@@ -51,7 +52,10 @@ pub async fn measure(
     let load_s = loaded.elapsed().as_secs_f64();
     anyhow::ensure!(load.known >= n, "loaded {} facts of {n} incidents", load.known);
 
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let cookie = crate::bench_pages::sign_in(&http, base, person.email, person.password).await?;
     let to = Timestamp::from_micros(now.as_micros());
     let quarter = Timestamp::from_micros(now.as_micros() - 91 * DAY);
     let year = Timestamp::from_micros(now.as_micros() - 182 * DAY);
@@ -62,11 +66,13 @@ pub async fn measure(
         format!("/api/v1/metrics?from={year}&to={to}&group_by=team"),
         format!("/api/v1/metrics?from={year}&to={to}&group_by=service&priority=P2"),
         format!("/api/v1/metrics?from={quarter}&to={to}&format=csv"),
+        "/dashboard".to_string(),
+        "/dashboard?by=month".to_string(),
     ];
     // The server's own copy is loaded by its first report (not timed here:
     // `load_s` is that cost).
     let first = Instant::now();
-    get(&http, base, token, &paths[1]).await?;
+    get(&http, base, token, &cookie, &paths[1]).await?;
     let first_report_s = first.elapsed().as_secs_f64();
     // Each catch-up rereads (ids and versions only) what was written within
     // the margin before the last one; let the bulk load leave that window,
@@ -81,7 +87,7 @@ pub async fn measure(
         let mut samples = Vec::with_capacity(REQUESTS);
         for _ in 0..REQUESTS {
             let started = Instant::now();
-            get(&http, base, token, path).await?;
+            get(&http, base, token, &cookie, path).await?;
             samples.push(started.elapsed().as_secs_f64() * 1000.0);
         }
         samples.sort_by(f64::total_cmp);
@@ -105,8 +111,15 @@ pub async fn measure(
     }))
 }
 
-async fn get(http: &reqwest::Client, base: &str, token: &str, path: &str) -> anyhow::Result<()> {
-    let response = http.get(format!("{base}{path}")).bearer_auth(token).send().await?;
+/// Fetches a report: the API with the token, pages with the session cookie.
+async fn get(http: &reqwest::Client, base: &str, token: &str, cookie: &str, path: &str) -> anyhow::Result<()> {
+    let request = http.get(format!("{base}{path}"));
+    let request = if path.starts_with("/api/") {
+        request.bearer_auth(token)
+    } else {
+        request.header("cookie", cookie)
+    };
+    let response = request.send().await?;
     let status = response.status();
     let body = response.bytes().await?;
     anyhow::ensure!(

@@ -217,7 +217,7 @@ pub(crate) fn close() -> Command {
 }
 
 /// Signs in through the login form; returns the session cookie.
-async fn sign_in(http: &reqwest::Client, base: &str, email: &str, password: &str) -> anyhow::Result<String> {
+pub(crate) async fn sign_in(http: &reqwest::Client, base: &str, email: &str, password: &str) -> anyhow::Result<String> {
     let form = http.get(format!("{base}/login")).send().await?;
     let login_cookie = form
         .headers()

@@ -163,6 +163,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     if args.check && !matches!(args.from, ImportSource::Servicenow) {
         anyhow::bail!("--check compares with the ServiceNow log's own values: use it with --from servicenow");
     }
+    if args.no_group_team != crate::import_servicenow::NO_GROUP_TEAM && !matches!(args.from, ImportSource::Servicenow) {
+        anyhow::bail!("--no-group-team names ServiceNow's empty assignment group: use it with --from servicenow");
+    }
     let (all, checks) = match args.from {
         ImportSource::Servicenow => servicenow(&args)?,
         _ => {
