@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use keel_domain::catalogue::{Change, Service, Team};
 use keel_domain::{Actor, Claimed, Command, Impact, RegistrationInput, Role, Timestamp, Urgency, UserId};
 use keel_http::new_id;
 use keel_store::{Clock, ExecuteRequest, IncidentRef, RegisterRequest, Store, SystemClock};
@@ -137,29 +136,9 @@ async fn seed(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<()> {
-    for t in 0..TEAMS {
-        store
-            .change_catalogue(Change::PutTeam(Team {
-                id: new_id(),
-                name: format!("team-{t}"),
-                description: None,
-                lead: None,
-                members: vec![UserId::new(user_id)],
-                wip_limits: std::collections::BTreeMap::new(),
-            }))
-            .await?;
-    }
-    for s in 0..SERVICES {
-        store
-            .change_catalogue(Change::PutService(Service {
-                id: new_id(),
-                name: format!("service-{s}"),
-                team: None,
-                criticality: keel_domain::catalogue::Criticality::default(),
-                description: None,
-            }))
-            .await?;
-    }
+    let teams: Vec<String> = (0..TEAMS).map(|t| format!("team-{t}")).collect();
+    let services: Vec<String> = (0..SERVICES).map(|s| format!("service-{s}")).collect();
+    crate::bench_pages::catalogue(store, user_id, &teams, &services, 0).await?;
     let actor = Actor {
         user: UserId::new(user_id),
         role: Role::Agent,

@@ -110,29 +110,9 @@ async fn seed(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<()> {
-    for name in TEAMS {
-        store
-            .change_catalogue(Change::PutTeam(Team {
-                id: new_id(),
-                name: name.into(),
-                description: None,
-                lead: None,
-                members: vec![UserId::new(user_id)],
-                wip_limits: [("accepted".to_string(), 50)].into_iter().collect(),
-            }))
-            .await?;
-    }
-    for i in 0..10 {
-        store
-            .change_catalogue(Change::PutService(Service {
-                id: new_id(),
-                name: format!("svc-{i}"),
-                team: None,
-                criticality: keel_domain::catalogue::Criticality::default(),
-                description: None,
-            }))
-            .await?;
-    }
+    let teams: Vec<String> = TEAMS.iter().map(ToString::to_string).collect();
+    let services: Vec<String> = (0..10).map(|i| format!("svc-{i}")).collect();
+    catalogue(store, user_id, &teams, &services, 50).await?;
     let actor = Actor {
         user: UserId::new(user_id),
         role: Role::Agent,
@@ -214,6 +194,44 @@ pub(crate) fn close() -> Command {
         note: None,
         closure: keel_domain::ClosureInput::default(),
     }
+}
+
+/// Creates `teams` (with `user_id` as member and, when not 0, a WIP limit on
+/// accepted work) and `services` for a benchmark's history.
+pub(crate) async fn catalogue(
+    store: &Arc<dyn Store>,
+    user_id: &str,
+    teams: &[String],
+    services: &[String],
+    accepted_limit: u32,
+) -> anyhow::Result<()> {
+    for name in teams {
+        store
+            .change_catalogue(Change::PutTeam(Team {
+                id: new_id(),
+                name: name.clone(),
+                description: None,
+                lead: None,
+                members: vec![UserId::new(user_id)],
+                wip_limits: (accepted_limit > 0)
+                    .then(|| ("accepted".to_string(), accepted_limit))
+                    .into_iter()
+                    .collect(),
+            }))
+            .await?;
+    }
+    for name in services {
+        store
+            .change_catalogue(Change::PutService(Service {
+                id: new_id(),
+                name: name.clone(),
+                team: None,
+                criticality: keel_domain::catalogue::Criticality::default(),
+                description: None,
+            }))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Signs in through the login form; returns the session cookie.
