@@ -510,6 +510,13 @@ async function navFlow(step) {
   await step('admin signs in', async () => {
     page = await signedIn(context, ADMIN_EMAIL, ADMIN_PASSWORD, '/');
   });
+  await step('the capability self-assessment shows the level and forms to record evidence', async () => {
+    await goto(page, '/capability');
+    await expectH1(page, 'Capability self-assessment');
+    await visible(page.getByRole('heading', { name: 'Level 2' }), 'the level 2 criteria');
+    await visible(page.getByRole('button', { name: 'Record' }).first(), 'a form to record a verdict');
+  });
+  await audit(step, page, 'capability');
   const nav = () => page.getByRole('navigation');
   await step('the nav links Queue, Register, Status and Admin', async () => {
     await visible(nav(), 'a role=navigation element');

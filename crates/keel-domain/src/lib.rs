@@ -12,6 +12,7 @@
 //! by [`apply`].
 
 mod access;
+pub mod capability;
 pub mod catalogue;
 pub mod detection;
 mod error;

@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod auth;
+mod capability;
 pub mod catalogue;
 mod dto;
 pub mod error;
@@ -277,6 +278,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(sla::create, sla::list))
         .routes(routes!(practice::report))
+        .routes(routes!(capability::show))
+        .routes(routes!(capability::record))
         .routes(routes!(import::import))
         .routes(routes!(sla::show, sla::patch, sla::delete))
 }

@@ -701,6 +701,16 @@ pub trait Store: WebStore + Send + Sync + 'static {
     /// Forgets every kept metrics fact (they are derived: the next read
     /// refolds the timelines). Returns how many rows went.
     async fn clear_facts(&self) -> Result<u64, StoreError>;
+    /// The organisation's capability self-assessment settings, by criterion id.
+    async fn capability_settings(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, keel_domain::capability::Setting>, StoreError>;
+    /// Replaces one criterion's settings.
+    async fn put_capability_setting(
+        &self,
+        criterion: &str,
+        setting: keel_domain::capability::Setting,
+    ) -> Result<(), StoreError>;
     /// Recomputes one incident's chain.
     async fn verify(&self, incident: &IncidentRef) -> Result<IncidentVerification, StoreError>;
     /// Recomputes every chain.

@@ -57,6 +57,7 @@ fn migrator() -> Migrator {
         (9, "search", include_str!("../migrations/postgres/0009_search.sql")),
         (10, "facts", include_str!("../migrations/postgres/0010_facts.sql")),
         (11, "touched", include_str!("../migrations/postgres/0011_touched.sql")),
+        (12, "capability", include_str!("../migrations/postgres/0012_capability.sql")),
     ]
     .into_iter()
     .map(|(version, name, sql)| {
@@ -1148,6 +1149,58 @@ impl Store for PostgresStore {
         .bind(&ids)
         .bind(&versions)
         .bind(&docs)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn capability_settings(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, keel_domain::capability::Setting>, StoreError> {
+        let rows = sqlx::query("SELECT criterion, threshold, met, note, recorded_by, recorded_at FROM capability_settings")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<String, _>("criterion").map_err(map_err)?,
+                    keel_domain::capability::Setting {
+                        threshold: row.try_get("threshold").map_err(map_err)?,
+                        met: row.try_get("met").map_err(map_err)?,
+                        note: row.try_get("note").map_err(map_err)?,
+                        recorded_by: row
+                            .try_get::<Option<String>, _>("recorded_by")
+                            .map_err(map_err)?
+                            .map(UserId::new),
+                        recorded_at: row
+                            .try_get::<Option<i64>, _>("recorded_at")
+                            .map_err(map_err)?
+                            .map(Timestamp::from_micros),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn put_capability_setting(
+        &self,
+        criterion: &str,
+        setting: keel_domain::capability::Setting,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO capability_settings (criterion, threshold, met, note, recorded_by, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (criterion) DO UPDATE SET threshold = excluded.threshold, met = excluded.met,
+               note = excluded.note, recorded_by = excluded.recorded_by, recorded_at = excluded.recorded_at",
+        )
+        .bind(criterion)
+        .bind(setting.threshold)
+        .bind(setting.met)
+        .bind(setting.note)
+        .bind(setting.recorded_by.as_ref().map(UserId::as_str))
+        .bind(setting.recorded_at.map(Timestamp::as_micros))
         .execute(&self.pool)
         .await
         .map_err(map_err)?;

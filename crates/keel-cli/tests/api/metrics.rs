@@ -8,6 +8,7 @@ use crate::on_both_engines;
 
 on_both_engines!(
     a_node_reports_what_another_node_wrote_even_with_a_lagging_clock,
+    the_capability_assessment_shows_evidence_records_verdicts_and_derives_the_level,
     kept_facts_follow_the_timeline_when_a_finished_incident_changes,
     rebuild_metrics_refolds_every_timeline_and_repairs_a_wrong_kept_fact,
     metrics_come_from_claimed_timeline_times_with_counts_groups_and_csv,
@@ -326,4 +327,117 @@ async fn rebuild_metrics_refolds_every_timeline_and_repairs_a_wrong_kept_fact(en
     let fresh = Node::start(&app.db, keel_http::HttpConfig::default()).await;
     let after = a.on(&fresh).get(JANUARY).await.ok().clone();
     assert_eq!(after["groups"], before["groups"]);
+}
+
+/// An RFC 3339 time `minutes` before now.
+fn minutes_ago(minutes: i64) -> String {
+    use keel_store::Clock;
+    keel_domain::Timestamp::from_micros(keel_store::SystemClock.now().as_micros() - minutes * 60_000_000).to_string()
+}
+
+fn criterion<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["criteria"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["criterion"]["id"] == id))
+        .unwrap_or(&Value::Null)
+}
+
+async fn the_capability_assessment_shows_evidence_records_verdicts_and_derives_the_level(engine: Engine) {
+    let app = App::start(engine).await;
+    let policy = json!({"name": "Standard", "targets": [{"priority": "P3", "response": "1h", "resolution": "8h"}]});
+    assert_eq!(app.admin.post("/api/v1/sla-policies", policy).await.status, 201);
+    // Two incidents noticed 5 minutes after they began, under SLA targets,
+    // accepted and resolved within them (recorded now, well before the due times).
+    for title in ["Disk full", "Queue stuck"] {
+        let inc = app
+            .agent
+            .incident(json!({"title": title, "impact": 2, "urgency": 2, "observed_at": minutes_ago(5)}))
+            .await;
+        keel_http::workers::sweep_once(&app.node.state).await.expect("sweep");
+        app.agent.act(&inc, "accept", json!({})).await.ok();
+        app.agent
+            .act(&inc, "resolve", json!({"code": "fixed", "notes": "done"}))
+            .await
+            .ok();
+    }
+    let first = app.agent.get("/api/v1/capability").await.ok().clone();
+    assert_eq!(first["days"], 90);
+    let target = criterion(&first, "resolve-in-target");
+    assert_eq!(target["value"], 1.0, "{target}");
+    assert_eq!(target["count"], 2);
+    assert_eq!(target["threshold"], 0.9);
+    assert_eq!(target["met"], true);
+    // Users reported both: detection by monitoring is 0 %, under the default 20 %;
+    // and nobody attested that people know how to report: level 1.
+    assert_eq!(criterion(&first, "detect-automated")["met"], false);
+    assert_eq!(criterion(&first, "detect-reporting")["met"], Value::Null);
+    assert_eq!(first["level"], 1);
+
+    // Only incident managers record, and only what fits the criterion.
+    let put = |caller: &Caller, id: &str, body: Value| {
+        let caller = caller.clone();
+        let path = format!("/api/v1/capability/{id}");
+        async move {
+            caller
+                .send(
+                    caller
+                        .http
+                        .put(format!("{}{path}", caller.base))
+                        .bearer_auth(&caller.token),
+                    Some(body),
+                )
+                .await
+        }
+    };
+    put(&app.agent, "detect-reporting", json!({"met": true}))
+        .await
+        .problem(403);
+    put(&app.manager, "no-such-thing", json!({"met": true}))
+        .await
+        .problem(404);
+    put(&app.manager, "detect-reporting", json!({"threshold": 0.5}))
+        .await
+        .problem(422);
+    put(&app.manager, "detect-automated", json!({"met": true}))
+        .await
+        .problem(422);
+    put(&app.manager, "detect-automated", json!({"threshold": 1.5}))
+        .await
+        .problem(422);
+    put(&app.manager, "detect-one-system", json!({"met": true}))
+        .await
+        .problem(422);
+    put(&app.manager, "detect-automated", json!({"colour": 1}))
+        .await
+        .problem(422);
+
+    // This organisation expects no monitoring yet, and attests the reporting.
+    put(&app.manager, "detect-automated", json!({"threshold": 0.0}))
+        .await
+        .ok();
+    let after = put(
+        &app.manager,
+        "detect-reporting",
+        json!({"met": true, "note": "  Intranet page and phone line, checked in the March survey  "}),
+    )
+    .await
+    .ok()
+    .clone();
+    assert_eq!(after["level"], 2, "{after}");
+    let reporting = criterion(&after, "detect-reporting");
+    assert_eq!(
+        reporting["setting"]["note"],
+        "Intranet page and phone line, checked in the March survey"
+    );
+    assert_eq!(reporting["setting"]["recorded_by"], app.manager.id.as_str());
+    assert_eq!(criterion(&after, "detect-automated")["threshold"], 0.0);
+    // Level 3 needs every level-3 criterion: still 2. A verdict of "not met" at level 2 drops to 1.
+    assert_eq!(app.agent.get("/api/v1/capability?days=30").await.ok()["level"], 2);
+    let dropped = put(&app.manager, "detect-reporting", json!({"met": false}))
+        .await
+        .ok()
+        .clone();
+    assert_eq!(dropped["level"], 1);
+    app.agent.get("/api/v1/capability?days=0").await.problem(422);
+    app.user.get("/api/v1/capability").await.problem(403);
 }

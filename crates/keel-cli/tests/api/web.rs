@@ -14,6 +14,7 @@ use crate::harness::{App, Caller, Engine, Node};
 use crate::on_both_engines;
 
 on_both_engines!(
+    incident_managers_record_capability_evidence_on_the_capability_page,
     signing_in_needs_the_right_password_and_five_failures_lock_the_account,
     sessions_live_in_the_database_so_every_node_serves_them_until_sign_out,
     forms_without_the_session_csrf_token_or_from_another_site_change_nothing,
@@ -1467,4 +1468,69 @@ async fn the_dashboard_shows_every_metric_this_week_with_its_change_and_lists_th
     let monthly = browser.get("/dashboard?by=month").await;
     assert_eq!(monthly.status, 200);
     assert!(monthly.body.contains("vs previous month") || monthly.body.contains("No change to show"));
+}
+
+async fn incident_managers_record_capability_evidence_on_the_capability_page(engine: Engine) {
+    let app = App::start(engine).await;
+    let (manager, _) = signed_in(&app, "incident_manager", "Maya").await;
+    let page = manager.get("/capability").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Level reached: <strong id=\"level\">1</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("No evidence yet"));
+    // A verdict with its evidence (user text, escaped), then back to the page.
+    let recorded = manager
+        .submit(
+            "/capability",
+            "/capability/detect-reporting",
+            &[
+                ("met", "yes"),
+                ("note", "Posters <b>and</b> the intranet"),
+                ("threshold", ""),
+            ],
+        )
+        .await;
+    recorded.redirected_to("/capability#c-detect-reporting");
+    let after = manager.get("/capability").await.body;
+    assert!(
+        after.contains("Recorded: <q>Posters &lt;b&gt;and&lt;/b&gt; the intranet</q>"),
+        "{after}"
+    );
+    let stored = app.agent.get("/api/v1/capability").await.ok().clone();
+    let reporting = stored["criteria"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["criterion"]["id"] == "detect-reporting"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(reporting["met"], true, "{reporting}");
+    // A threshold that is not a number comes back with the reason.
+    let refused = manager
+        .submit(
+            "/capability",
+            "/capability/resolve-in-target",
+            &[("threshold", "ninety")],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("the threshold must be a number"),
+        "{}",
+        refused.body
+    );
+    // Agents see the assessment without forms, and cannot record.
+    let (agent, _) = signed_in(&app, "agent", "Sam").await;
+    let seen = agent.get("/capability").await;
+    assert_eq!(seen.status, 200);
+    assert!(!seen.body.contains("action=\"/capability/"), "agents get no forms");
+    let token = seen.csrf();
+    let denied = agent
+        .post(
+            "/capability/detect-reporting",
+            &[("_csrf", token.as_str()), ("met", "no")],
+        )
+        .await;
+    assert_eq!(denied.status, 403, "{}", denied.body);
 }

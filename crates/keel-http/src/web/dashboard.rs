@@ -680,7 +680,8 @@ async fn build(state: &AppState, viewer: &Viewer, monthly: bool) -> Result<Marku
                 }
             }
         }
-        p.hint { "Every metric, with filters and CSV: " code { "GET /api/v1/metrics" } " or " code { "keel metrics" } "." }
+        p.hint { "Every metric, with filters and CSV: " code { "GET /api/v1/metrics" } " or " code { "keel metrics" } ". "
+            "Where the practice stands by capability level: " a href="/capability" { "capability self-assessment" } "." }
     })
 }
 

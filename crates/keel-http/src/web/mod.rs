@@ -11,10 +11,12 @@
 //! - [`portal`]: end users report, follow and confirm.
 //! - [`status`]: the public status page.
 //! - [`dashboard`]: backlog now, metric trends as SVG charts, drill-down.
+//! - [`capability`]: the capability self-assessment (evidence, verdicts, level).
 //! - [`admin`]: users, catalogue, integrations, rules, SLAs, schedules; the account page.
 
 mod admin;
 mod console;
+mod capability;
 mod dashboard;
 mod incident;
 mod portal;
@@ -54,6 +56,8 @@ pub fn routes() -> Router<AppState> {
         .route("/boards", get(console::boards))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/incidents", get(dashboard::incidents))
+        .route("/capability", get(capability::page))
+        .route("/capability/{criterion}", post(capability::record))
         .route("/teams/{id}/board", get(console::board))
         .route("/incidents/new", get(console::register_form))
         .route("/incidents", post(console::register))

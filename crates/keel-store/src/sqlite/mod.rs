@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0009_search.sql"),
     include_str!("../../migrations/sqlite/0010_facts.sql"),
     include_str!("../../migrations/sqlite/0011_touched.sql"),
+    include_str!("../../migrations/sqlite/0012_capability.sql"),
 ];
 
 /// Tuning of the SQLite adapter.
@@ -1096,6 +1097,62 @@ impl Store for SqliteStore {
                     stmt.execute(params![id, i64::try_from(*version).unwrap_or(i64::MAX), json])
                         .map_err(map_err)?;
                 }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn capability_settings(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, keel_domain::capability::Setting>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT criterion, threshold, met, note, recorded_by, recorded_at FROM capability_settings")
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        keel_domain::capability::Setting {
+                            threshold: r.get(1)?,
+                            met: r.get::<_, Option<i64>>(2)?.map(|m| m != 0),
+                            note: r.get(3)?,
+                            recorded_by: r.get::<_, Option<String>>(4)?.map(keel_domain::UserId::new),
+                            recorded_at: r.get::<_, Option<i64>>(5)?.map(Timestamp::from_micros),
+                        },
+                    ))
+                })
+                .map_err(map_err)?;
+            rows.collect::<Result<_, _>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn put_capability_setting(
+        &self,
+        criterion: &str,
+        setting: keel_domain::capability::Setting,
+    ) -> Result<(), StoreError> {
+        let criterion = criterion.to_string();
+        self.writer
+            .write(move |session| {
+                session
+                    .conn
+                    .execute(
+                        "INSERT INTO capability_settings (criterion, threshold, met, note, recorded_by, recorded_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (criterion) DO UPDATE SET threshold = excluded.threshold, met = excluded.met,
+                           note = excluded.note, recorded_by = excluded.recorded_by, recorded_at = excluded.recorded_at",
+                        params![
+                            criterion,
+                            setting.threshold,
+                            setting.met.map(i64::from),
+                            setting.note,
+                            setting.recorded_by.as_ref().map(keel_domain::UserId::as_str),
+                            setting.recorded_at.map(Timestamp::as_micros)
+                        ],
+                    )
+                    .map_err(map_err)?;
                 Ok(())
             })
             .await
