@@ -6,6 +6,7 @@ mod bench;
 mod bench_metrics;
 mod bench_pages;
 mod client;
+mod client_capability;
 mod client_catalogue;
 mod client_import;
 mod client_ingest;
@@ -86,6 +87,8 @@ enum Commands {
     /// Escalation policies: who takes over when nobody accepts in time.
     #[command(subcommand)]
     Escalation(client_catalogue::EscalationCommand),
+    /// The capability self-assessment: level reached, criteria and evidence.
+    Capability(client_capability::CapabilityArgs),
     /// Practice metrics for a period (table, --json or --csv).
     Metrics(client_metrics::MetricsArgs),
     /// Bring in history: keel-import/1 JSON lines, or --from servicenow.
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
             Commands::Serve(args) => serve::run(args).await,
             Commands::Verify(args) => verify::run(args).await,
             Commands::RebuildMetrics(args) => rebuild::run(args).await,
+            Commands::Capability(args) => client_capability::run(args).await,
             Commands::Bench(args) => bench::run(args).await,
             Commands::Config(command) => config::run(&command),
             Commands::Incident(command) => client_catalogue::incident(command).await,

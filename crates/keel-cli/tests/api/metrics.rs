@@ -440,4 +440,33 @@ async fn the_capability_assessment_shows_evidence_records_verdicts_and_derives_t
     assert_eq!(dropped["level"], 1);
     app.agent.get("/api/v1/capability?days=0").await.problem(422);
     app.user.get("/api/v1/capability").await.problem(403);
+    // The same from the command line.
+    let m = &app.manager;
+    let set = crate::binary::cli(
+        &m.base,
+        &m.token,
+        &[
+            "capability",
+            "set",
+            "detect-reporting",
+            "--met",
+            "yes",
+            "--note",
+            "Survey of March",
+        ],
+    );
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let table = crate::binary::stdout(&set);
+    assert!(table.contains("Level reached: 2 of 5"), "{table}");
+    assert!(table.contains("Survey of March"), "{table}");
+    let shown = crate::binary::cli_json(&app.agent.base, &app.agent.token, &["capability", "--days", "30"]);
+    assert_eq!(shown["days"], 30);
+    assert_eq!(shown["level"], 2);
+    let refused = crate::binary::cli(
+        &m.base,
+        &m.token,
+        &["capability", "set", "detect-automated", "--met", "yes"],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("send a threshold"));
 }
