@@ -363,8 +363,9 @@ async fn import_one(state: &AppState, record: Record, replay: Option<&Replay>) -
     {
         let added = add_sla_commands(state, &replay.policies, &request, &mut commands, record.number);
         if added > 0 {
-            // SLA entries are the system's: keel refuses none of them, so a
-            // refused history is the source's own (reported event by event).
+            // The history passed a dry run of the same plan before the SLA
+            // commands were added, and those are no-ops where they do not
+            // apply: a failure here is the store's, reported as such.
             return match state.store.open_with(request.clone(), commands).await {
                 Ok(incident) => Ok(Outcome::Imported(
                     usize::try_from(incident.version).unwrap_or(0),

@@ -57,7 +57,11 @@ fn migrator() -> Migrator {
         (9, "search", include_str!("../migrations/postgres/0009_search.sql")),
         (10, "facts", include_str!("../migrations/postgres/0010_facts.sql")),
         (11, "touched", include_str!("../migrations/postgres/0011_touched.sql")),
-        (12, "capability", include_str!("../migrations/postgres/0012_capability.sql")),
+        (
+            12,
+            "capability",
+            include_str!("../migrations/postgres/0012_capability.sql"),
+        ),
     ]
     .into_iter()
     .map(|(version, name, sql)| {
@@ -1158,10 +1162,11 @@ impl Store for PostgresStore {
     async fn capability_settings(
         &self,
     ) -> Result<std::collections::BTreeMap<String, keel_domain::capability::Setting>, StoreError> {
-        let rows = sqlx::query("SELECT criterion, threshold, met, note, recorded_by, recorded_at FROM capability_settings")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let rows =
+            sqlx::query("SELECT criterion, threshold, met, note, recorded_by, recorded_at FROM capability_settings")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
         rows.iter()
             .map(|row| {
                 Ok((

@@ -15,8 +15,8 @@
 //! - [`admin`]: users, catalogue, integrations, rules, SLAs, schedules; the account page.
 
 mod admin;
-mod console;
 mod capability;
+mod console;
 mod dashboard;
 mod incident;
 mod portal;
