@@ -145,6 +145,22 @@ async fn check(client: &Client, checks: &[crate::import_servicenow::IncidentChec
     }
     let gaps = crate::import_servicenow::reassignment_gaps(stored);
     let share = |n: usize| if seen == 0 { 0.0 } else { n as f64 / seen as f64 };
+    // The SLA flag: the log's share of incidents that made their SLA, beside
+    // keel's resolution-target metric over every incident resolved since the
+    // first registration imported (the source's verdicts, where keel
+    // announced no targets of its own).
+    let flagged: Vec<bool> = checks.iter().filter_map(|c| c.log_made_sla).collect();
+    let log_made_sla =
+        (!flagged.is_empty()).then(|| flagged.iter().filter(|m| **m).count() as f64 / flagged.len() as f64);
+    let metrics = client
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/metrics?from=1970-01-01T00:00:00Z",
+            None,
+            None,
+        )
+        .await?;
+    let keel_sla = &metrics["groups"][0]["metrics"]["resolution_target_met"];
     Ok(serde_json::json!({
         "incidents": seen,
         "final_state_match": share(state),
@@ -155,6 +171,10 @@ async fn check(client: &Client, checks: &[crate::import_servicenow::IncidentChec
         "log_mean_reassignments": log_moves as f64 / seen.max(1) as f64,
         "keel_mean_reassignments": keel_moves as f64 / seen.max(1) as f64,
         "reassignment_mismatches": gaps,
+        "log_made_sla": log_made_sla,
+        "log_made_sla_count": flagged.len(),
+        "keel_resolution_target_met": keel_sla["value"],
+        "keel_resolution_target_met_count": keel_sla["count"],
     }))
 }
 
@@ -251,6 +271,15 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 f["log_mean_reassignments"].as_f64().unwrap_or(0.0),
                 f["keel_mean_reassignments"].as_f64().unwrap_or(0.0),
             );
+            if let Some(log) = f["log_made_sla"].as_f64() {
+                println!(
+                    "SLA flag: the log's made_sla {:.2} % of {} incidents / keel's resolution target met {:.2} % of {}",
+                    log * 100.0,
+                    f["log_made_sla_count"],
+                    f["keel_resolution_target_met"].as_f64().unwrap_or(0.0) * 100.0,
+                    f["keel_resolution_target_met_count"]
+                );
+            }
             for (kind, gap) in f["reassignment_mismatches"].as_object().into_iter().flatten() {
                 println!(
                     "  reassignments differ in {} incidents: {kind} (e.g. INC{:07})",

@@ -204,6 +204,8 @@ pub struct IncidentCheck {
     pub group_changes_while_resolved: u32,
     pub reopens: u32,
     pub final_state: &'static str,
+    /// `made_sla` of the last snapshot (imported as the source's resolution verdict).
+    pub log_made_sla: Option<bool>,
 }
 
 /// Why keel's reassignment count of an incident differs from the log's.
@@ -1061,6 +1063,7 @@ fn convert_incident(group: &Group, no_group: &str, stats: &mut Stats) -> Value {
     if let Some(met) = last.made_sla {
         rec.insert("sla".into(), json!({ "resolution_met": met }));
     }
+    sim.check.log_made_sla = last.made_sla;
     stats.per_incident.push(sim.check);
     Value::Object(rec)
 }

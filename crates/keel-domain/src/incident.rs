@@ -280,6 +280,8 @@ pub fn apply(
             }
         }
         Change::CollaboratorLeft { user } => inc.collaborators.retain(|c| c != user),
+        // Kept for the metrics; the record's own SLA state is keel's.
+        Change::SlaOutcome { .. } => {}
         Change::Escalated { level, to, .. } => {
             inc.collaborators.retain(|c| c != to);
             inc.owner = to.clone();

@@ -317,6 +317,13 @@ pub enum Command {
         target: String,
         due_at: Option<Timestamp>,
     },
+    /// History from another tool: the SLA verdict the source recorded for a
+    /// target ("response" or "resolution"); the metrics use it where keel
+    /// announced no target of its own.
+    RecordSlaOutcome {
+        target: String,
+        met: bool,
+    },
     /// The sweep: nobody accepted in time; ownership moves to escalation
     /// level `level`'s person (recorded once per level).
     Escalate {
@@ -366,6 +373,7 @@ impl Command {
             Command::SetSlaTargets { .. } => "set SLA targets",
             Command::SlaAtRisk { .. } => "warn of SLA risk",
             Command::SlaBreached { .. } => "record an SLA breach",
+            Command::RecordSlaOutcome { .. } => "record an SLA outcome",
             Command::Leave { .. } => "leave",
         }
     }
@@ -479,6 +487,11 @@ pub enum Change {
     },
     CollaboratorLeft {
         user: UserId,
+    },
+    /// The SLA verdict another tool recorded (imported history).
+    SlaOutcome {
+        target: String,
+        met: bool,
     },
 }
 
@@ -776,6 +789,14 @@ pub fn decide(
                 return Ok(Vec::new());
             }
             Change::SlaBreached { target, due_at }
+        }
+        Command::RecordSlaOutcome { target, met } => {
+            if target != "response" && target != "resolution" {
+                return Err(DomainError::Invalid(format!(
+                    "an SLA outcome is for the response or the resolution target, not {target:?}"
+                )));
+            }
+            Change::SlaOutcome { target, met }
         }
         Command::Escalate { level, to } => {
             if state != State::New || incident.escalation_level.is_some_and(|l| l >= level) {

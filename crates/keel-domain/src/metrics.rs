@@ -17,6 +17,10 @@
 //! `observed_at`), so when an event-integration registration claims exactly
 //! its `observed_at`, it was received at its `recorded_at`.
 //!
+//! Where keel announced no target of its own, a verdict another tool
+//! recorded (`sla_outcome`, imported history) stands in: the resolution one
+//! counts once the incident is resolved.
+//!
 //! SLA verdicts are the exception to the rule: the SLA clocks run on server
 //! time (`recorded_at`), so the response and resolution entries are compared
 //! with the announced due times by their `recorded_at` — unless the targets
@@ -193,6 +197,7 @@ fn machine_only(change: &Change) -> bool {
             | Change::SlaTargetsSet { .. }
             | Change::SlaAtRisk { .. }
             | Change::SlaBreached { .. }
+            | Change::SlaOutcome { .. }
             | Change::Escalated { .. }
     )
 }
@@ -255,6 +260,9 @@ pub fn facts(entries: &[Entry], system_actor: &UserId, now: Timestamp) -> Option
     // Targets announced with a claimed time (a replayed history) run on
     // claimed time; the live sweep's run on server time.
     let mut targets_claimed = false;
+    // Verdicts another tool recorded (imported history), by target.
+    let mut recorded_response: Option<bool> = None;
+    let mut recorded_resolution: Option<bool> = None;
 
     let mut end_hold = |open: &mut Option<(HoldReason, Timestamp)>, until: Timestamp| {
         if let Some((reason, since)) = open.take() {
@@ -330,6 +338,11 @@ pub fn facts(entries: &[Entry], system_actor: &UserId, now: Timestamp) -> Option
                 targets_claimed = entry.occurred_at.is_some();
             }
             Change::SlaBreached { target, .. } => breached.push(target.as_str()),
+            Change::SlaOutcome { target, met } => match target.as_str() {
+                "response" => recorded_response = Some(*met),
+                "resolution" => recorded_resolution = Some(*met),
+                _ => {}
+            },
             Change::AlertRecovered { .. }
             | Change::AlertFlapping { .. }
             | Change::CollaboratorJoined { .. }
@@ -375,12 +388,14 @@ pub fn facts(entries: &[Entry], system_actor: &UserId, now: Timestamp) -> Option
         breached.contains(&"response"),
         response_due,
         responded.map(|e| (sla_time(e, targets_claimed), hold_or_reopen_before_response)),
-    );
+    )
+    .or(recorded_response.filter(|_| response_due.is_none()));
     let resolution_target_met = verdict(
         breached.contains(&"resolution"),
         resolution_due,
         standing.map(|(e, _)| (sla_time(e, targets_claimed), hold_or_reopen_before_resolution)),
-    );
+    )
+    .or(recorded_resolution.filter(|_| resolution_due.is_none() && standing.is_some()));
 
     let detected_by_monitoring = registration.source == Source::Monitoring
         || registration.channel == Channel::EventIntegration

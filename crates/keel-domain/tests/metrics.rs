@@ -846,3 +846,48 @@ fn entries_of_unknown_kinds_are_skipped() {
     let f = facts(&entries, &system().user, t(DAY)).expect("registered");
     assert_eq!(f.resolved_at, Some(t(HOUR)));
 }
+
+fn outcome(target: &str, met: bool) -> Command {
+    Command::RecordSlaOutcome {
+        target: target.into(),
+        met,
+    }
+}
+
+#[test]
+fn an_imported_sla_verdict_counts_where_keel_announced_no_target_and_only_once_resolved() {
+    // Imported: resolved late by the source's measure, no keel targets.
+    let mut imported = user_report("Imported", HOUR);
+    imported
+        .run(&actor("ann"), 2 * HOUR, Command::Accept)
+        .run(&actor("ann"), 3 * HOUR, resolve())
+        .run(&actor("ann"), 4 * HOUR, close(None))
+        .run(&system(), 4 * HOUR, outcome("resolution", false))
+        .run(&system(), 4 * HOUR, outcome("response", true));
+    let f = imported.facts();
+    assert_eq!(f.resolution_target_met, Some(false));
+    assert_eq!(f.acceptance_target_met, Some(true));
+    // The verdict entry is the system's: the incident still counts as resolved by people.
+    assert!(!f.resolved_automatically);
+    // Still open: a resolution verdict does not count before a resolution.
+    let mut open = user_report("Open", HOUR);
+    open.run(&system(), 2 * HOUR, outcome("resolution", true));
+    assert_eq!(open.facts().resolution_target_met, None);
+    // keel's own targets win over the source's verdict.
+    let mut both = user_report("Both", HOUR);
+    both.sla(HOUR, None, Some(5 * HOUR))
+        .run(&actor("ann"), 2 * HOUR, resolve())
+        .run(&system(), 2 * HOUR, outcome("resolution", false));
+    assert_eq!(both.facts().resolution_target_met, Some(true));
+    // Reported per period like any verdict.
+    let r = report([&f], january(), None);
+    assert_eq!((r.resolution_target_met.count, r.resolution_target_met.hits), (1, 0));
+}
+
+#[test]
+fn an_sla_outcome_is_for_the_response_or_the_resolution_only() {
+    let j = user_report("Odd", HOUR);
+    let incident = j.incident.clone().expect("registered");
+    let refused = decide(&incident, outcome("lunch", true), &system(), &PriorityMatrix::default());
+    assert!(refused.is_err());
+}

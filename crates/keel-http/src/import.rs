@@ -65,6 +65,16 @@ struct Record {
     major: bool,
     reported_by: Option<String>,
     events: Vec<Event>,
+    /// What the source recorded of its SLA.
+    sla: Option<SourceSla>,
+}
+
+/// The SLA verdicts a source recorded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceSla {
+    response_met: Option<bool>,
+    resolution_met: Option<bool>,
 }
 
 /// One event of an imported incident.
@@ -344,7 +354,7 @@ async fn import_one(state: &AppState, record: Record, replay: Option<&Replay>) -
         labels: std::collections::BTreeMap::new(),
         number: Some(record.number),
     };
-    let mut commands = Vec::with_capacity(rest.len());
+    let mut commands = Vec::with_capacity(rest.len() + 2);
     for (i, event) in rest.iter().enumerate() {
         commands.push(ExecuteRequest {
             incident: IncidentRef::Number(record.number),
@@ -357,6 +367,26 @@ async fn import_one(state: &AppState, record: Record, replay: Option<&Replay>) -
             expected_version: None,
             matrix: Arc::clone(&state.matrix),
         });
+    }
+    // The source's SLA verdicts, as of its last event, under keel's own actor.
+    let last_at = record.events.last().map_or(first.at.as_str(), |e| e.at.as_str());
+    for (target, met) in [
+        ("response", record.sla.as_ref().and_then(|s| s.response_met)),
+        ("resolution", record.sla.as_ref().and_then(|s| s.resolution_met)),
+    ] {
+        if let Some(met) = met {
+            commands.push(ExecuteRequest {
+                incident: IncidentRef::Number(record.number),
+                command: Command::RecordSlaOutcome {
+                    target: target.to_string(),
+                    met,
+                },
+                actor: keel_store::plan::system_actor(),
+                claimed: claimed(last_at)?,
+                expected_version: None,
+                matrix: Arc::clone(&state.matrix),
+            });
+        }
     }
     if let Some(replay) = replay
         && !replay.policies.is_empty()
@@ -398,12 +428,16 @@ async fn step_by_step(
 ) -> Result<Outcome, String> {
     let incident = state.store.register(request).await.map_err(|e| e.to_string())?;
     let mut entries = 1;
-    for (i, (mut command, event)) in commands.into_iter().zip(events).enumerate() {
+    // The events, then what the record adds after them (the source's SLA verdicts).
+    for (i, mut command) in commands.into_iter().enumerate() {
         command.incident = IncidentRef::Id(incident.id.clone());
+        let what = events
+            .get(i)
+            .map_or_else(|| command.command.name().to_string(), |e| e.kind.clone());
         match state.store.execute(command).await {
             Ok(executed) => entries += executed.entries.len(),
             Err(error) => {
-                let refused = format!("event {} ({}): {error}", i + 2, event.kind);
+                let refused = format!("event {} ({what}): {error}", i + 2);
                 return Ok(Outcome::Imported(entries, 0, Some(refused)));
             }
         }

@@ -248,6 +248,10 @@ async fn a_sample_of_the_servicenow_log_imports_with_exact_states_and_reopens(en
         f["keel_mean_reassignments"].as_f64().unwrap_or(0.0),
     );
     assert!((keel_mean - log_mean).abs() <= 0.01 * log_mean, "{f}");
+    // The log's SLA flag comes in as the source's resolution verdict: keel's metric gives the log's share.
+    assert_eq!(f["log_made_sla_count"], 400, "{f}");
+    assert_eq!(f["keel_resolution_target_met_count"], 400, "{f}");
+    assert_eq!(f["keel_resolution_target_met"], f["log_made_sla"], "{f}");
     let causes = f["reassignment_mismatches"].as_object().cloned().unwrap_or_default();
     assert!(
         causes.keys().all(|k| !k.contains("another count")),

@@ -267,6 +267,18 @@ pub(crate) fn entry(e: &Entry, names: Option<&Names>, zone: &jiff::tz::TimeZone)
             format!("SLA {} target breached", text(data, "target").unwrap_or("")),
             None,
         ),
+        "sla_outcome" => (
+            format!(
+                "The source recorded the SLA {} target as {}",
+                text(data, "target").unwrap_or(""),
+                if data.get("met").and_then(Value::as_bool) == Some(true) {
+                    "met"
+                } else {
+                    "missed"
+                }
+            ),
+            None,
+        ),
         other => (other.replace('_', " "), None),
     };
     let claimed = e.occurred_at.or(e.started_at);
