@@ -640,6 +640,20 @@ pub fn report<'a>(
     period: Period,
     calendar: Option<&Calendar>,
 ) -> Report {
+    report_with(facts, period, |_| calendar)
+}
+
+/// [`report`] with each incident's own business-hours calendar (that of
+/// its SLA policy), `None` for an incident without one. Time to resolve in
+/// business hours counts the incidents that have a calendar; it is
+/// undefined when none has.
+#[must_use]
+pub fn report_with<'a, 'c>(
+    facts: impl IntoIterator<Item = &'a IncidentFacts>,
+    period: Period,
+    calendar_of: impl Fn(&IncidentFacts) -> Option<&'c Calendar>,
+) -> Report {
+    let mut any_calendar = false;
     let (mut incidents, mut cancelled) = (0usize, 0usize);
     let mut detection_lag = Vec::new();
     let mut detected_by_monitoring = Tally::default();
@@ -678,7 +692,8 @@ pub fn report<'a>(
         if let Some(t) = f.resolved_at.filter(|t| period.contains(*t)) {
             resolved += 1;
             to_resolve.push(span(f.detected_at, t));
-            if let Some(calendar) = calendar {
+            if let Some(calendar) = calendar_of(f) {
+                any_calendar = true;
                 to_resolve_working.push(working_time_between(calendar, f.detected_at, t).as_micros());
             }
             elapsed += span(f.registered_at, t).max(0);
@@ -728,12 +743,13 @@ pub fn report<'a>(
         time_to_acceptance: durations(to_accept),
         time_of_diagnosis: durations(to_diagnose),
         time_to_resolve: durations(to_resolve),
-        time_to_resolve_business_hours: match calendar {
-            Some(_) => durations(to_resolve_working),
-            None => DurationMetric {
-                note: Some("no business-hours calendar given"),
+        time_to_resolve_business_hours: if any_calendar {
+            durations(to_resolve_working)
+        } else {
+            DurationMetric {
+                note: Some("no resolved incident under an SLA calendar"),
                 ..DurationMetric::default()
-            },
+            }
         },
         reassignments: Reassignments {
             team_changes: per_resolved(team_changes),

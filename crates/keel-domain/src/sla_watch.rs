@@ -23,9 +23,13 @@ impl SlaPolicies {
     /// The policy for an incident: its service's, else the default.
     #[must_use]
     pub fn for_incident(&self, incident: &Incident) -> Option<&SlaPolicy> {
-        incident
-            .service
-            .as_ref()
+        self.for_service(incident.service.as_deref())
+    }
+
+    /// The policy for incidents of a service (name or id): its own, else the default.
+    #[must_use]
+    pub fn for_service(&self, service: Option<&str>) -> Option<&SlaPolicy> {
+        service
             .and_then(|s| self.by_service.get(s))
             .or(self.default.as_ref())
             .map(AsRef::as_ref)

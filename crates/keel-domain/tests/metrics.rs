@@ -716,6 +716,23 @@ fn business_hours_time_to_resolve_follows_the_calendar_given() {
 }
 
 #[test]
+fn business_hours_count_only_the_incidents_under_a_calendar() {
+    let a = actor("a");
+    let mut under = user_report("Under a policy", 0);
+    under.run(&a, 90 * MIN, resolve());
+    let mut outside = user_report("No policy", 0);
+    outside.run(&a, 30 * MIN, resolve());
+    let (under, outside) = (under.facts(), outside.facts());
+    let always = Calendar::always();
+    let r = keel_domain::metrics::report_with([&under, &outside], january(), |f| {
+        (f.registered_at == under.registered_at && f.resolved_at == under.resolved_at).then_some(&always)
+    });
+    assert_eq!(r.time_to_resolve.count, 2);
+    assert_eq!(r.time_to_resolve_business_hours.count, 1);
+    assert_eq!(r.time_to_resolve_business_hours.median_secs, Some(5400.0));
+}
+
+#[test]
 fn every_metric_is_undefined_over_no_incidents() {
     let r = report(std::iter::empty(), january(), None);
     assert_eq!(r.incidents, 0);

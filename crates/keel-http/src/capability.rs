@@ -6,11 +6,13 @@
 //! an attested one (incident managers and admins).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use keel_domain::capability::{self, Assessment, Evidence, Setting};
 use keel_domain::metrics::{self, Period};
+use keel_domain::sla::SlaPolicy;
 use keel_domain::{MAX_TEXT, Role, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -53,10 +55,17 @@ pub(crate) async fn assessment(state: &AppState, days: u32) -> ApiResult<(Period
         to,
     };
     let facts = crate::practice::gather(state).await?;
-    let headlines =
-        tokio::task::spawn_blocking(move || metrics::report(facts.iter().map(AsRef::as_ref), period, None).headlines())
-            .await
-            .map_err(|e| keel_store::StoreError::Other(format!("capability assessment failed: {e}")))?;
+    // Business hours: each incident under its own SLA policy's calendar.
+    let policies = Arc::clone(&state.routing().await?.sla);
+    let headlines = tokio::task::spawn_blocking(move || {
+        let policies = &*policies;
+        metrics::report_with(facts.iter().map(AsRef::as_ref), period, |f| {
+            policies.for_service(f.service.as_deref()).map(SlaPolicy::calendar)
+        })
+        .headlines()
+    })
+    .await
+    .map_err(|e| keel_store::StoreError::Other(format!("capability assessment failed: {e}")))?;
     let settings = state.store.capability_settings().await?;
     Ok((period, capability::assess(&headlines, &settings)))
 }

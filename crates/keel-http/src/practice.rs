@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use keel_domain::metrics::{self, GroupKey, IncidentFacts, Period};
+use keel_domain::sla::SlaPolicy;
 use keel_domain::{Role, Source};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -138,6 +139,8 @@ pub async fn report(
     let previous = period.previous();
     let filter = Filter::new(&query)?;
     let all = gather(&state).await?;
+    // Business hours: each incident under its own SLA policy's calendar.
+    let policies = Arc::clone(&state.routing().await?.sla);
     // A pass over every incident's facts: off the async threads.
     let out = tokio::task::spawn_blocking(move || {
         let facts: Vec<&IncidentFacts> = all.iter().map(Arc::as_ref).filter(|f| filter.matches(f)).collect();
@@ -145,10 +148,12 @@ pub async fn report(
             Some(key) => metrics::group_by(facts.iter().copied(), key),
             None => BTreeMap::from([("all".to_string(), facts)]),
         };
+        let policies = &*policies;
+        let calendar_of = |f: &IncidentFacts| policies.for_service(f.service.as_deref()).map(SlaPolicy::calendar);
         let mut out = Vec::new();
         for (name, members) in &groups {
-            let current = metrics::report(members.iter().copied(), period, None);
-            let before = metrics::report(members.iter().copied(), previous, None);
+            let current = metrics::report_with(members.iter().copied(), period, calendar_of);
+            let before = metrics::report_with(members.iter().copied(), previous, calendar_of);
             let trend = metrics::compare(&current, &before);
             out.push((name.clone(), current, trend));
         }

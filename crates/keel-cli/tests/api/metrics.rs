@@ -8,6 +8,7 @@ use crate::on_both_engines;
 
 on_both_engines!(
     a_node_reports_what_another_node_wrote_even_with_a_lagging_clock,
+    business_hours_time_to_resolve_follows_the_incidents_sla_calendar,
     the_capability_assessment_shows_evidence_records_verdicts_and_derives_the_level,
     kept_facts_follow_the_timeline_when_a_finished_incident_changes,
     rebuild_metrics_refolds_every_timeline_and_repairs_a_wrong_kept_fact,
@@ -469,4 +470,32 @@ async fn the_capability_assessment_shows_evidence_records_verdicts_and_derives_t
     );
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("send a threshold"));
+}
+
+async fn business_hours_time_to_resolve_follows_the_incidents_sla_calendar(engine: Engine) {
+    let app = App::start(engine).await;
+    let office = json!({"time_zone": "UTC", "hours": {
+        "mon": [["09:00", "17:00"]], "tue": [["09:00", "17:00"]], "wed": [["09:00", "17:00"]],
+        "thu": [["09:00", "17:00"]], "fri": [["09:00", "17:00"]]}});
+    let policy = json!({"name": "Office hours", "calendar": office,
+        "targets": [{"priority": "P3", "resolution": "8h"}]});
+    assert_eq!(app.admin.post("/api/v1/sla-policies", policy).await.status, 201);
+    // Friday 16:00 to Monday 10:00: 66 hours, of which 2 in office hours.
+    let a = &app.agent;
+    let weekend = a
+        .incident(json!({"title": "Printer over the weekend", "occurred_at": "2026-01-09T16:00:00Z"}))
+        .await;
+    at(
+        a,
+        &weekend,
+        "resolve",
+        "2026-01-12T10:00:00Z",
+        json!({"code": "fixed", "notes": "paper"}),
+    )
+    .await;
+    let report = a.get(JANUARY).await.ok().clone();
+    let m = &report["groups"][0]["metrics"];
+    assert_eq!(m["time_to_resolve"]["median_secs"], 66.0 * 3600.0, "{m}");
+    assert_eq!(m["time_to_resolve_business_hours"]["median_secs"], 2.0 * 3600.0, "{m}");
+    assert_eq!(m["time_to_resolve_business_hours"]["count"], 1);
 }
