@@ -10,6 +10,7 @@
 //! conditions as `keel_domain::metrics::report`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -139,7 +140,11 @@ const SECTIONS: [Section; 5] = [
                 unit: Unit::Hours,
                 better: Better::Lower,
                 family: Family::Resolved,
-                extra: &[("time_to_resolve.p90_secs", "p90")],
+                extra: &[
+                    ("time_to_resolve.p90_secs", "p90"),
+                    ("time_to_resolve_business_hours.median_secs", "business hours"),
+                    ("time_to_resolve_business_hours.p90_secs", "business hours p90"),
+                ],
                 what: "From detection to the standing resolution, for incidents resolved in the period.",
             },
             Metric {
@@ -534,7 +539,13 @@ fn note(report: &Report, key: &str) -> Option<&'static str> {
 /// The metrics of every period in `spans` (consecutive, oldest first) over
 /// `facts`. One pass keeps the facts that can count anywhere in the whole
 /// span; each period's report then reads only those.
-fn trends<'a>(facts: impl Iterator<Item = &'a IncidentFacts>, spans: &[(String, Period)]) -> Trends {
+/// `calendar_of` gives each incident's business-hours calendar (its SLA
+/// policy's), for time to resolve in business hours.
+fn trends<'a, 'c>(
+    facts: impl Iterator<Item = &'a IncidentFacts>,
+    spans: &[(String, Period)],
+    calendar_of: impl Fn(&IncidentFacts) -> Option<&'c keel_domain::sla::Calendar> + Copy,
+) -> Trends {
     let (Some((_, first)), Some((_, last))) = (spans.first(), spans.last()) else {
         return Trends {
             columns: Vec::new(),
@@ -549,7 +560,7 @@ fn trends<'a>(facts: impl Iterator<Item = &'a IncidentFacts>, spans: &[(String, 
     let mut notes = BTreeMap::new();
     let mut columns = Vec::with_capacity(spans.len());
     for (i, (label, period)) in spans.iter().enumerate() {
-        let report = metrics::report(shown.iter().copied(), *period, None);
+        let report = metrics::report_with(shown.iter().copied(), *period, calendar_of);
         if i + 1 == spans.len() {
             for m in SECTIONS.iter().flat_map(|s| s.metrics.iter()) {
                 if let Some(why) = note(&report, m.key) {
@@ -591,9 +602,17 @@ async fn build(state: &AppState, viewer: &Viewer, monthly: bool) -> Result<Marku
     let spans = periods(now, monthly);
     let facts = crate::practice::gather(state).await?;
     // Twelve reports over the facts of the span: CPU work, off the async threads.
-    let Trends { columns, notes } = tokio::task::spawn_blocking(move || trends(facts.iter().map(|f| &**f), &spans))
-        .await
-        .map_err(|e| keel_store::StoreError::Other(format!("dashboard computation failed: {e}")))?;
+    let policies = Arc::clone(&state.routing().await?.sla);
+    let Trends { columns, notes } = tokio::task::spawn_blocking(move || {
+        let policies = &*policies;
+        trends(facts.iter().map(|f| &**f), &spans, |f| {
+            policies
+                .for_service(f.service.as_deref())
+                .map(keel_domain::sla::SlaPolicy::calendar)
+        })
+    })
+    .await
+    .map_err(|e| keel_store::StoreError::Other(format!("dashboard computation failed: {e}")))?;
     let mut grid: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for (state_name, age, n) in &summary.by_state_age {
         if let (Some(s), Some(a)) = (
@@ -1027,8 +1046,10 @@ mod tests {
     #[test]
     fn every_drill_down_lists_exactly_the_incidents_its_metric_counted() {
         let facts = history(START);
+        // Every incident under a calendar: business hours count the same incidents.
+        let always = keel_domain::sla::Calendar::always();
         for (_, period) in weeks(START) {
-            let headlines = metrics::report(&facts, period, None).headlines();
+            let headlines = metrics::report(&facts, period, Some(&always)).headlines();
             for m in SECTIONS.iter().flat_map(|s| s.metrics.iter()) {
                 let listed = facts.iter().filter(|f| m.family.counts(f, period)).count();
                 let (_, counted) = headlines[m.key];
@@ -1049,7 +1070,7 @@ mod tests {
     fn reports_over_the_facts_of_the_span_equal_reports_over_every_incident() {
         let facts = history(START);
         let spans = weeks(START);
-        let shown = trends(facts.iter(), &spans);
+        let shown = trends(facts.iter(), &spans, |_| None);
         assert_eq!(shown.columns.len(), 3);
         for (column, (_, period)) in shown.columns.iter().zip(&spans) {
             assert_eq!(column.values, metrics::report(&facts, *period, None).headlines());
@@ -1070,10 +1091,6 @@ mod tests {
             .flat_map(|m| std::iter::once(m.key).chain(m.extra.iter().map(|(k, _)| *k)))
             .collect();
         for name in report.headlines().keys() {
-            // Business hours need a calendar the dashboard does not choose.
-            if name.starts_with("time_to_resolve_business_hours") {
-                continue;
-            }
             assert!(on_dashboard.contains(&name.as_str()), "{name} is missing");
         }
         assert!(SPEED_VS_EFFECTIVENESS.iter().all(|k| metric(k).is_some()));
