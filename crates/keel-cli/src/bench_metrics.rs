@@ -3,7 +3,8 @@
 //! into the store, each as one write of a whole history (registered,
 //! accepted, resolved, mostly closed; one in twenty reopened once, one in
 //! fifty left open) with claimed times spread over the last 365 days, over
-//! eight teams and twenty services. Then:
+//! eight teams and twenty services, under an office-hours SLA policy (so
+//! time to resolve in business hours is computed too). Then:
 //! * `rebuild_s`: what `keel rebuild-metrics` does — fold every timeline and
 //!   keep its facts;
 //! * `load_s`: a node's first catch-up (what a node does at start): read
@@ -139,6 +140,24 @@ async fn seed(
     let teams: Vec<String> = (0..TEAMS).map(|t| format!("team-{t}")).collect();
     let services: Vec<String> = (0..SERVICES).map(|s| format!("service-{s}")).collect();
     crate::bench_pages::catalogue(store, user_id, &teams, &services, 0).await?;
+    // Office hours, as most organisations' SLAs: business-hours time to
+    // resolve is computed for every resolved incident.
+    let day = serde_json::json!([["08:00", "18:00"]]);
+    let spec = serde_json::from_value(serde_json::json!({
+        "calendar": {"time_zone": "Europe/Berlin",
+                     "hours": {"mon": day, "tue": day, "wed": day, "thu": day, "fri": day}},
+        "targets": {"P1": {"response": "15m", "resolution": "4h"}, "P2": {"response": "30m", "resolution": "8h"},
+                    "P3": {"response": "2h", "resolution": "24h"}, "P4": {"response": "8h", "resolution": "72h"}}
+    }))
+    .map_err(|e| keel_store::StoreError::Other(e.to_string()))?;
+    store
+        .change_catalogue(keel_domain::catalogue::Change::PutSlaPolicy(keel_domain::catalogue::SlaPolicyDoc {
+            id: new_id(),
+            name: "Office hours".into(),
+            service: None,
+            spec,
+        }))
+        .await?;
     let actor = Actor {
         user: UserId::new(user_id),
         role: Role::Agent,
