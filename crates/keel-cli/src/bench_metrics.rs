@@ -151,12 +151,14 @@ async fn seed(
     }))
     .map_err(|e| keel_store::StoreError::Other(e.to_string()))?;
     store
-        .change_catalogue(keel_domain::catalogue::Change::PutSlaPolicy(keel_domain::catalogue::SlaPolicyDoc {
-            id: new_id(),
-            name: "Office hours".into(),
-            service: None,
-            spec,
-        }))
+        .change_catalogue(keel_domain::catalogue::Change::PutSlaPolicy(
+            keel_domain::catalogue::SlaPolicyDoc {
+                id: new_id(),
+                name: "Office hours".into(),
+                service: None,
+                spec,
+            },
+        ))
         .await?;
     let actor = Actor {
         user: UserId::new(user_id),
