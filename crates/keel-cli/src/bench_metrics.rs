@@ -15,7 +15,6 @@
 //!   the baseline.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use keel_domain::{Actor, Claimed, Command, Impact, RegistrationInput, Role, Timestamp, Urgency, UserId};
@@ -165,81 +164,72 @@ async fn seed(
         role: Role::Agent,
     };
     let start = SystemClock.now().as_micros() - 365 * DAY;
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (store, matrix, actor, next) = (Arc::clone(store), Arc::clone(&matrix), actor.clone(), Arc::clone(&next));
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<(), keel_store::StoreError>(());
-                }
-                // A deterministic spread: registration time across the year,
-                // acceptance after 1–120 min, resolution after 0.5–48 h.
-                let k = i64::try_from(i).unwrap_or(i64::MAX);
-                let opened = start + (k.wrapping_mul(7_919) % (358 * DAY / MINUTE)) * MINUTE;
-                let accepted = opened + (1 + k % 120) * MINUTE;
-                let resolved = accepted + (30 + (k * 37) % (48 * 60)) * MINUTE;
-                let claim = |t: i64| Claimed {
-                    occurred_at: Some(Timestamp::from_micros(t)),
-                    ..Claimed::default()
-                };
-                let level = |j: usize| u8::try_from(j % 4 + 1).unwrap_or(3);
-                let mut steps = vec![(Command::Accept, accepted)];
-                if i % 50 != 0 {
-                    steps.push((crate::bench_pages::resolve(), resolved));
-                    if i % 20 == 3 {
-                        steps.push((
-                            Command::Reopen {
-                                reason: "it came back".into(),
-                            },
-                            resolved + 10 * MINUTE,
-                        ));
-                        steps.push((crate::bench_pages::resolve(), resolved + 70 * MINUTE));
-                    }
-                    if i % 10 != 1 {
-                        steps.push((crate::bench_pages::close(), resolved + 2 * DAY));
-                    }
-                }
-                let commands = steps
-                    .into_iter()
-                    .map(|(command, at)| ExecuteRequest {
-                        incident: IncidentRef::Number(0),
-                        command,
-                        actor: actor.clone(),
-                        claimed: claim(at),
-                        expected_version: None,
-                        matrix: Arc::clone(&matrix),
-                    })
-                    .collect();
-                store
-                    .open_with(
-                        RegisterRequest {
-                            id: new_id(),
-                            input: RegistrationInput {
-                                title: format!("metrics bench incident {i}"),
-                                impact: Impact::try_from(level(i)).ok(),
-                                urgency: Urgency::try_from(level(i / 4)).ok(),
-                                service: Some(format!("service-{}", i % SERVICES)),
-                                team: Some(format!("team-{}", i % TEAMS)),
-                                ..RegistrationInput::default()
-                            },
-                            actor: actor.clone(),
-                            claimed: claim(opened),
-                            matrix: Arc::clone(&matrix),
-                            rules: Arc::default(),
-                            labels: std::collections::BTreeMap::new(),
-                            number: None,
+    let store = Arc::clone(store);
+    crate::bench_pages::for_each(n, concurrency, move |i| {
+        let (store, matrix, actor) = (Arc::clone(&store), Arc::clone(&matrix), actor.clone());
+        async move {
+            // A deterministic spread: registration time across the year,
+            // acceptance after 1–120 min, resolution after 0.5–48 h.
+            let k = i64::try_from(i).unwrap_or(i64::MAX);
+            let opened = start + (k.wrapping_mul(7_919) % (358 * DAY / MINUTE)) * MINUTE;
+            let accepted = opened + (1 + k % 120) * MINUTE;
+            let resolved = accepted + (30 + (k * 37) % (48 * 60)) * MINUTE;
+            let claim = |t: i64| Claimed {
+                occurred_at: Some(Timestamp::from_micros(t)),
+                ..Claimed::default()
+            };
+            let level = |j: usize| u8::try_from(j % 4 + 1).unwrap_or(3);
+            let mut steps = vec![(Command::Accept, accepted)];
+            if i % 50 != 0 {
+                steps.push((crate::bench_pages::resolve(), resolved));
+                if i % 20 == 3 {
+                    steps.push((
+                        Command::Reopen {
+                            reason: "it came back".into(),
                         },
-                        commands,
-                    )
-                    .await?;
+                        resolved + 10 * MINUTE,
+                    ));
+                    steps.push((crate::bench_pages::resolve(), resolved + 70 * MINUTE));
+                }
+                if i % 10 != 1 {
+                    steps.push((crate::bench_pages::close(), resolved + 2 * DAY));
+                }
             }
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    Ok(())
+            let commands = steps
+                .into_iter()
+                .map(|(command, at)| ExecuteRequest {
+                    incident: IncidentRef::Number(0),
+                    command,
+                    actor: actor.clone(),
+                    claimed: claim(at),
+                    expected_version: None,
+                    matrix: Arc::clone(&matrix),
+                })
+                .collect();
+            store
+                .open_with(
+                    RegisterRequest {
+                        id: new_id(),
+                        input: RegistrationInput {
+                            title: format!("metrics bench incident {i}"),
+                            impact: Impact::try_from(level(i)).ok(),
+                            urgency: Urgency::try_from(level(i / 4)).ok(),
+                            service: Some(format!("service-{}", i % SERVICES)),
+                            team: Some(format!("team-{}", i % TEAMS)),
+                            ..RegistrationInput::default()
+                        },
+                        actor: actor.clone(),
+                        claimed: claim(opened),
+                        matrix: Arc::clone(&matrix),
+                        rules: Arc::default(),
+                        labels: std::collections::BTreeMap::new(),
+                        number: None,
+                    },
+                    commands,
+                )
+                .await?;
+            Ok(())
+        }
+    })
+    .await
 }

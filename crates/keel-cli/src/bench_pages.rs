@@ -7,6 +7,7 @@
 //! latency recorded (loopback HTTP included, so it bounds the server-side
 //! render time from above). `/healthz` fetched the same way is the baseline.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -117,66 +118,57 @@ async fn seed(
         user: UserId::new(user_id),
         role: Role::Agent,
     };
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (store, matrix, actor, next) = (Arc::clone(store), Arc::clone(&matrix), actor.clone(), Arc::clone(&next));
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<(), keel_store::StoreError>(());
-                }
-                let level = |k: usize| u8::try_from(k % 4 + 1).unwrap_or(3);
-                let incident = store
-                    .register(RegisterRequest {
-                        id: new_id(),
-                        input: RegistrationInput {
-                            title: format!("bench incident {i} on svc-{}", i % 10),
-                            description: Some(format!("Generated for the page benchmark, number {i}.")),
-                            impact: Impact::try_from(level(i)).ok(),
-                            urgency: Urgency::try_from(level(i / 4)).ok(),
-                            service: Some(format!("svc-{}", i % 10)),
-                            team: Some(TEAMS[i % 3].to_string()),
-                            major: i % 1000 == 7,
-                            ..RegistrationInput::default()
-                        },
+    let store = Arc::clone(store);
+    for_each(n, concurrency, move |i| {
+        let (store, matrix, actor) = (Arc::clone(&store), Arc::clone(&matrix), actor.clone());
+        async move {
+            let level = |k: usize| u8::try_from(k % 4 + 1).unwrap_or(3);
+            let incident = store
+                .register(RegisterRequest {
+                    id: new_id(),
+                    input: RegistrationInput {
+                        title: format!("bench incident {i} on svc-{}", i % 10),
+                        description: Some(format!("Generated for the page benchmark, number {i}.")),
+                        impact: Impact::try_from(level(i)).ok(),
+                        urgency: Urgency::try_from(level(i / 4)).ok(),
+                        service: Some(format!("svc-{}", i % 10)),
+                        team: Some(TEAMS[i % 3].to_string()),
+                        major: i % 1000 == 7,
+                        ..RegistrationInput::default()
+                    },
+                    actor: actor.clone(),
+                    claimed: Claimed::default(),
+                    matrix: Arc::clone(&matrix),
+                    rules: Arc::default(),
+                    labels: std::collections::BTreeMap::new(),
+                    number: None,
+                })
+                .await?;
+            // Most of an organisation's history is done: 1 in 20 stays
+            // open (a third of those accepted), the rest is resolved and
+            // mostly closed.
+            let steps: &[Command] = match i % 20 {
+                0 => &[],
+                1 => &[Command::Accept],
+                19 => &[Command::Accept, resolve()],
+                _ => &[Command::Accept, resolve(), close()],
+            };
+            for command in steps {
+                store
+                    .execute(ExecuteRequest {
+                        incident: IncidentRef::Id(incident.id.clone()),
+                        command: command.clone(),
                         actor: actor.clone(),
                         claimed: Claimed::default(),
+                        expected_version: None,
                         matrix: Arc::clone(&matrix),
-                        rules: Arc::default(),
-                        labels: std::collections::BTreeMap::new(),
-                        number: None,
                     })
                     .await?;
-                // Most of an organisation's history is done: 1 in 20 stays
-                // open (a third of those accepted), the rest is resolved and
-                // mostly closed.
-                let steps: &[Command] = match i % 20 {
-                    0 => &[],
-                    1 => &[Command::Accept],
-                    19 => &[Command::Accept, resolve()],
-                    _ => &[Command::Accept, resolve(), close()],
-                };
-                for command in steps {
-                    store
-                        .execute(ExecuteRequest {
-                            incident: IncidentRef::Id(incident.id.clone()),
-                            command: command.clone(),
-                            actor: actor.clone(),
-                            claimed: Claimed::default(),
-                            expected_version: None,
-                            matrix: Arc::clone(&matrix),
-                        })
-                        .await?;
-                }
             }
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    Ok(())
+            Ok(())
+        }
+    })
+    .await
 }
 
 pub(crate) fn resolve() -> Command {
@@ -230,6 +222,34 @@ pub(crate) async fn catalogue(
                 description: None,
             }))
             .await?;
+    }
+    Ok(())
+}
+
+/// Runs `one(i)` for every `i` in `0..n`, `concurrency` tasks at a time
+/// (each task takes the next index when it is done with one).
+pub(crate) async fn for_each<F, Fut>(n: usize, concurrency: usize, one: F) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), keel_store::StoreError>> + Send + 'static,
+{
+    let one = Arc::new(one);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (one, next) = (Arc::clone(&one), Arc::clone(&next));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), keel_store::StoreError>(());
+                }
+                one(i).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
     }
     Ok(())
 }
